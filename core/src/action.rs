@@ -117,6 +117,22 @@ pub enum ActionKind {
     /// [`OutcomeKind::TransferEnded`]. A transfer that fails before it starts sends only
     /// `TransferEnded`.
     Transfer(TransferPlan),
+    /// The 234 reply to AUTH has been queued: write it, then run the TLS handshake (server side)
+    /// on the control connection. Bytes read after the AUTH line and before the handshake were
+    /// sent in the clear and have been discarded by the session; the runtime must not feed it
+    /// anything read before the handshake either. Answer: [`OutcomeKind::TlsEstablished`].
+    StartTls,
+    /// After writing the reply queued before it (to CCC or REIN), end TLS on the control
+    /// connection with close_notify and go on in the clear. No outcome; if the shutdown fails,
+    /// close the connection.
+    StopTls,
+    /// The client's verified TLS certificate maps to `user` and the client sent `USER user`:
+    /// log them in without a password if the account exists and is enabled.
+    /// Answer: [`OutcomeKind::Authenticated`].
+    AuthenticateCertificate {
+        /// The user the certificate maps to.
+        user: String,
+    },
     /// Stop the transfer named `transfer` as soon as possible and close its data connection;
     /// it then ends with [`TransferError::Aborted`] (or normally, if it had already finished).
     /// No outcome of its own.
@@ -138,6 +154,21 @@ pub struct TransferPlan {
     pub representation: Representation,
     /// Bytes per second this transfer may use; `None` for no limit.
     pub rate_limit: Option<u64>,
+    /// Whether the data connection is wrapped in TLS (PROT P).
+    pub protection: DataProtection,
+}
+
+/// Protection of a data connection (RFC 4217 §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataProtection {
+    /// PROT C: in the clear.
+    Clear,
+    /// PROT P: a TLS handshake in server mode on the data connection before any byte moves.
+    Private {
+        /// The handshake must resume the control connection's TLS session; a data connection
+        /// that does not ends the transfer with [`TransferError::Tls`].
+        require_session_reuse: bool,
+    },
 }
 
 /// What a transfer moves.
@@ -246,6 +277,9 @@ pub enum OutcomeKind {
         /// Bytes so far.
         bytes: u64,
     },
+    /// The TLS handshake on the control connection finished (or failed: the runtime closes the
+    /// connection after reporting it).
+    TlsEstablished(Result<TlsInfo, String>),
     /// The transfer is over.
     TransferEnded {
         /// Bytes moved on the data connection.
@@ -253,6 +287,21 @@ pub enum OutcomeKind {
         /// How it ended.
         result: Result<(), TransferError>,
     },
+}
+
+/// What the session learns from a completed TLS handshake.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// The user a verified client certificate maps to, when client certificates are enabled.
+    pub client_identity: Option<String>,
+}
+
+impl TlsInfo {
+    /// A handshake without a client certificate identity.
+    pub fn new(client_identity: Option<String>) -> TlsInfo {
+        TlsInfo { client_identity }
+    }
 }
 
 /// A logged-in user as the runtime's user store describes them.
@@ -321,6 +370,23 @@ pub enum StorageError {
     Other(String),
 }
 
+impl From<std::io::ErrorKind> for StorageError {
+    fn from(kind: std::io::ErrorKind) -> StorageError {
+        use std::io::ErrorKind as K;
+        match kind {
+            K::NotFound => StorageError::NotFound,
+            K::PermissionDenied => StorageError::PermissionDenied,
+            K::AlreadyExists => StorageError::AlreadyExists,
+            K::NotADirectory => StorageError::NotADirectory,
+            K::IsADirectory => StorageError::IsADirectory,
+            K::DirectoryNotEmpty => StorageError::DirectoryNotEmpty,
+            K::StorageFull | K::QuotaExceeded => StorageError::NoSpace,
+            K::InvalidFilename | K::InvalidInput => StorageError::InvalidName,
+            other => StorageError::Other(other.to_string()),
+        }
+    }
+}
+
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -351,6 +417,9 @@ pub enum TransferError {
     /// The file could not be opened, read or written. Reply 550/552/553 before the transfer
     /// starts, 451/452 after.
     Storage(StorageError),
+    /// The TLS handshake on the data connection failed, or did not resume the control
+    /// connection's session when that is required. Reply 522.
+    Tls(String),
 }
 
 impl fmt::Display for TransferError {
@@ -360,6 +429,7 @@ impl fmt::Display for TransferError {
             TransferError::ConnectionLost(s) => write!(f, "data connection lost: {s}"),
             TransferError::Aborted => f.write_str("aborted"),
             TransferError::Storage(e) => write!(f, "{e}"),
+            TransferError::Tls(s) => write!(f, "data connection TLS failed: {s}"),
         }
     }
 }

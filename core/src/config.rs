@@ -3,8 +3,42 @@
 //! Shared by every session (`Arc<Config>`). The runtime fills it from its TOML file and flags;
 //! the defaults here are the documented defaults of the server.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
+
+/// Who must use TLS (on the control connection, or on data connections).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// Nobody: TLS is offered, not required.
+    #[default]
+    None,
+    /// Everyone but anonymous users.
+    Accounts,
+    /// Everyone, anonymous included.
+    All,
+}
+
+impl TlsPolicy {
+    /// Whether a user (anonymous or not) must use TLS under this policy.
+    pub fn requires(self, anonymous: bool) -> bool {
+        match self {
+            TlsPolicy::None => false,
+            TlsPolicy::Accounts => !anonymous,
+            TlsPolicy::All => true,
+        }
+    }
+}
+
+/// A user's own TLS requirements, overriding the server-wide policies: `Some(true)` requires
+/// TLS for that user, `Some(false)` exempts them, `None` follows the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsOverride {
+    /// Control connection.
+    pub control: Option<bool>,
+    /// Data connections.
+    pub data: Option<bool>,
+}
 
 /// Protocol and policy settings of the core. Build with `Config::default()` and set fields.
 #[derive(Clone, Debug)]
@@ -36,6 +70,47 @@ pub struct Config {
     pub allow_foreign_data_address: bool,
     /// Allow PORT/EPRT to ports below 1024. Default false.
     pub allow_privileged_data_port: bool,
+    /// The runtime has a certificate: AUTH TLS is offered (and listed in FEAT). Default false.
+    pub tls_available: bool,
+    /// Who must protect the control connection before logging in. Default: nobody.
+    pub tls_control: TlsPolicy,
+    /// Who must protect data connections (PROT P) before transferring. Default: nobody.
+    pub tls_data: TlsPolicy,
+    /// Per-user overrides of the two policies, keyed by user name (compared case-insensitively).
+    pub tls_overrides: HashMap<String, TlsOverride>,
+    /// Allow CCC (clear the control connection after login, for NAT firewalls that must read
+    /// PORT/PASV). Refused anyway for a user who must use TLS on the control connection.
+    /// Default false.
+    pub allow_ccc: bool,
+    /// A protected data connection must resume the TLS session of its control connection;
+    /// otherwise whoever connects to the passive port first could take the data. Default true.
+    pub require_tls_session_reuse: bool,
+}
+
+impl Config {
+    /// Whether `user` must protect the control connection.
+    pub fn control_tls_required(&self, user: &str, anonymous: bool) -> bool {
+        self.override_for(user)
+            .and_then(|o| o.control)
+            .unwrap_or_else(|| self.tls_control.requires(anonymous))
+    }
+
+    /// Whether `user` must protect data connections.
+    pub fn data_tls_required(&self, user: &str, anonymous: bool) -> bool {
+        self.override_for(user)
+            .and_then(|o| o.data)
+            .unwrap_or_else(|| self.tls_data.requires(anonymous))
+    }
+
+    fn override_for(&self, user: &str) -> Option<&TlsOverride> {
+        if self.tls_overrides.is_empty() {
+            return None;
+        }
+        self.tls_overrides
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(user))
+            .map(|(_, o)| o)
+    }
 }
 
 impl Default for Config {
@@ -51,6 +126,12 @@ impl Default for Config {
             passive_address: None,
             allow_foreign_data_address: false,
             allow_privileged_data_port: false,
+            tls_available: false,
+            tls_control: TlsPolicy::None,
+            tls_data: TlsPolicy::None,
+            tls_overrides: HashMap::new(),
+            allow_ccc: false,
+            require_tls_session_reuse: true,
         }
     }
 }

@@ -10,8 +10,9 @@
 //! other command waits until the transfer has ended.
 
 use crate::action::{
-    Account, Action, ActionId, ActionKind, DataEndpoint, LoginError, Outcome, OutcomeKind,
-    Representation, Secret, StorageError, StoreMode, TransferError, TransferKind, TransferPlan,
+    Account, Action, ActionId, ActionKind, DataEndpoint, DataProtection, LoginError, Outcome,
+    OutcomeKind, Representation, Secret, StorageError, StoreMode, TlsInfo, TransferError,
+    TransferKind, TransferPlan,
 };
 use crate::addr;
 use crate::command::{self, Command, EpsvArg, ListArgs, ParseError, TypeCode};
@@ -51,6 +52,25 @@ enum DataSetup {
     Active(SocketAddr),
 }
 
+/// TLS state of the control connection (RFC 4217).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ControlTls {
+    /// Never protected.
+    Clear,
+    /// Protected after AUTH.
+    Explicit,
+    /// Protected from the first byte (implicit-TLS listener).
+    Implicit,
+    /// Protected, then cleared by CCC: commands are in the clear again; AUTH and PROT refused.
+    Cleared,
+}
+
+impl ControlTls {
+    fn protected(self) -> bool {
+        matches!(self, ControlTls::Explicit | ControlTls::Implicit)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PassiveKind {
     Pasv,
@@ -88,9 +108,14 @@ enum Done {
 
 #[derive(Debug)]
 enum Pending {
-    Login,
+    Login {
+        certificate: bool,
+    },
     Cwd(VirtualPath),
-    Retr { path: VirtualPath, offset: u64 },
+    Retr {
+        path: VirtualPath,
+        offset: u64,
+    },
     ListStat(ListRequest),
     ListRead(ListRequest, FileInfo),
     Mlst(VirtualPath),
@@ -100,6 +125,10 @@ enum Pending {
     Rnfr(VirtualPath),
     Done(Done),
     Passive(PassiveKind),
+    /// AUTH accepted; the handshake runs. `private` when the mechanism implies PROT P.
+    Tls {
+        private: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -141,6 +170,10 @@ pub struct Session {
     held: Vec<Output>,
     deadline: Instant,
     closed: bool,
+    tls: ControlTls,
+    pbsz: bool,
+    prot_private: bool,
+    client_identity: Option<String>,
 }
 
 impl Session {
@@ -170,10 +203,32 @@ impl Session {
             held_until: None,
             held: Vec::new(),
             closed: false,
+            tls: ControlTls::Clear,
+            pbsz: false,
+            prot_private: false,
+            client_identity: None,
             config,
         };
         let greeting = s.config.greeting.clone();
         s.reply(220, &greeting);
+        s
+    }
+
+    /// A session on an implicit-TLS listener: the runtime has completed the handshake before
+    /// creating it, so the control connection is protected from the start and data connections
+    /// are protected by default (PROT P). `tls` is what the handshake established.
+    pub fn new_implicit_tls(
+        config: Arc<Config>,
+        peer: SocketAddr,
+        local: SocketAddr,
+        now: Instant,
+        tls: TlsInfo,
+    ) -> Session {
+        let mut s = Session::new(config, peer, local, now);
+        s.tls = ControlTls::Implicit;
+        s.pbsz = true;
+        s.prot_private = true;
+        s.client_identity = tls.client_identity;
         s
     }
 
@@ -571,9 +626,10 @@ impl Session {
                 self.data = DataSetup::None;
                 self.reply(225, "No transfer to abort.");
             }
-            Command::Auth(_) | Command::Pbsz(_) | Command::Prot(_) | Command::Ccc => {
-                self.reply(502, "TLS is not available on this server.")
-            }
+            Command::Auth(mech) => self.cmd_auth(mech),
+            Command::Pbsz(arg) => self.cmd_pbsz(arg),
+            Command::Prot(arg) => self.cmd_prot(arg),
+            Command::Ccc => self.cmd_ccc(),
         }
     }
 
@@ -584,8 +640,36 @@ impl Session {
             // RFC 959 lets USER change the user at any time: start over.
             self.reset_session_state();
         }
+        let anonymous = is_anonymous_name(name);
+        if !self.tls.protected() && self.config.control_tls_required(name, anonymous) {
+            self.login = Login::Fresh;
+            self.reply(
+                530,
+                if self.config.tls_available {
+                    "This server requires TLS for this login: use AUTH TLS first \
+                     (curl --ssl-reqd, lftp 'set ftp:ssl-force true', FileZilla 'Require explicit FTP over TLS')."
+                } else {
+                    "This server requires TLS for this login, but TLS is not configured."
+                },
+            );
+            return;
+        }
+        if self
+            .client_identity
+            .as_deref()
+            .is_some_and(|id| id.eq_ignore_ascii_case(name))
+        {
+            // RFC 2228: a user vouched for by the security exchange is logged in with 232.
+            self.login = Login::User(name.to_owned());
+            self.wait(
+                ActionKind::AuthenticateCertificate {
+                    user: name.to_owned(),
+                },
+                Pending::Login { certificate: true },
+            );
+            return;
+        }
         self.login = Login::User(name.to_owned());
-        let anonymous = name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp");
         self.reply(
             331,
             if anonymous {
@@ -607,19 +691,28 @@ impl Session {
                         user,
                         password: Secret::new(pw),
                     },
-                    Pending::Login,
+                    Pending::Login { certificate: false },
                 );
             }
         }
     }
 
-    fn login_outcome(&mut self, now: Instant, result: Result<Account, LoginError>) {
+    fn login_outcome(
+        &mut self,
+        now: Instant,
+        result: Result<Account, LoginError>,
+        certificate: bool,
+    ) {
         match result {
             Ok(account) => {
                 self.failures = 0;
                 self.login = Login::In(account);
                 self.cwd = VirtualPath::root();
-                self.reply(230, "Login successful.");
+                if certificate {
+                    self.reply(232, "User logged in, authorized by security data exchange.");
+                } else {
+                    self.reply(230, "Login successful.");
+                }
             }
             Err(LoginError::Unavailable(msg)) => {
                 self.login = Login::Fresh;
@@ -673,6 +766,127 @@ impl Session {
         self.reset_session_state();
         self.touch(now);
         self.reply(220, "Service ready for new user.");
+        // RFC 4217 §11: REIN returns an explicitly protected control connection to the clear;
+        // the client may AUTH again. An implicit-TLS connection stays protected.
+        match self.tls {
+            ControlTls::Explicit => {
+                self.action(ActionKind::StopTls);
+                self.tls = ControlTls::Clear;
+            }
+            ControlTls::Cleared => self.tls = ControlTls::Clear,
+            ControlTls::Clear | ControlTls::Implicit => {}
+        }
+        if self.tls != ControlTls::Implicit {
+            self.pbsz = false;
+            self.prot_private = false;
+            self.client_identity = None;
+        }
+    }
+
+    // ----- TLS (RFC 2228, RFC 4217) -------------------------------------------------------------
+
+    fn cmd_auth(&mut self, mechanism: &str) {
+        let mech = mechanism.trim();
+        let private = if mech.eq_ignore_ascii_case("TLS") || mech.eq_ignore_ascii_case("TLS-C") {
+            false
+        } else if mech.eq_ignore_ascii_case("SSL") || mech.eq_ignore_ascii_case("TLS-P") {
+            // The drafts before RFC 4217 protected data connections too with these.
+            true
+        } else {
+            self.reply(504, "AUTH mechanism not supported; use AUTH TLS.");
+            return;
+        };
+        if !self.config.tls_available {
+            self.reply(502, "TLS is not configured on this server.");
+            return;
+        }
+        match self.tls {
+            ControlTls::Explicit | ControlTls::Implicit => {
+                self.reply(503, "TLS is already in use on this connection.");
+                return;
+            }
+            ControlTls::Cleared => {
+                self.reply(503, "TLS cannot be started again after CCC.");
+                return;
+            }
+            ControlTls::Clear => {}
+        }
+        if self.logged_in().is_some() {
+            self.reply(503, "AUTH must come before login; use REIN first.");
+            return;
+        }
+        self.login = Login::Fresh;
+        // Anything the client sent after AUTH, before the handshake, came in the clear: drop it
+        // rather than run it as if it had been protected (command injection).
+        self.framer = LineFramer::new(self.config.max_line_len);
+        self.reply(
+            234,
+            &format!("AUTH {} successful.", mech.to_ascii_uppercase()),
+        );
+        self.wait(ActionKind::StartTls, Pending::Tls { private });
+    }
+
+    fn cmd_pbsz(&mut self, arg: &str) {
+        if !self.tls.protected() {
+            self.reply(503, "PBSZ requires AUTH TLS first.");
+            return;
+        }
+        if arg.trim().parse::<u64>().is_err() {
+            self.reply(501, "PBSZ needs a number; use PBSZ 0.");
+            return;
+        }
+        self.pbsz = true;
+        // RFC 4217 §8: TLS needs no buffer size; any value is answered with PBSZ=0.
+        self.reply(200, "PBSZ=0");
+    }
+
+    fn cmd_prot(&mut self, arg: &str) {
+        if self.tls == ControlTls::Cleared {
+            self.reply(503, "PROT cannot be changed after CCC.");
+            return;
+        }
+        if !self.tls.protected() {
+            self.reply(503, "PROT requires AUTH TLS first.");
+            return;
+        }
+        if !self.pbsz {
+            self.reply(503, "PROT requires PBSZ 0 first.");
+            return;
+        }
+        match arg.trim() {
+            a if a.eq_ignore_ascii_case("C") => {
+                self.prot_private = false;
+                self.reply(200, "Protection level set to Clear.");
+            }
+            a if a.eq_ignore_ascii_case("P") => {
+                self.prot_private = true;
+                self.reply(200, "Protection level set to Private.");
+            }
+            a if a.eq_ignore_ascii_case("S") || a.eq_ignore_ascii_case("E") => {
+                self.reply(536, "Only PROT C and PROT P are supported.")
+            }
+            _ => self.reply(504, "Unknown protection level; use C or P."),
+        }
+    }
+
+    fn cmd_ccc(&mut self) {
+        if !self.tls.protected() {
+            self.reply(533, "CCC requires a protected control connection.");
+            return;
+        }
+        let must_protect = self
+            .logged_in()
+            .is_some_and(|a| self.config.control_tls_required(&a.name, a.anonymous));
+        if self.tls == ControlTls::Implicit || !self.config.allow_ccc || must_protect {
+            self.reply(534, "CCC is not allowed by this server's policy.");
+            return;
+        }
+        self.reply(
+            200,
+            "CCC command successful; the control connection is now in the clear.",
+        );
+        self.action(ActionKind::StopTls);
+        self.tls = ControlTls::Cleared;
     }
 
     // ----- informational ----------------------------------------------------------------------
@@ -692,7 +906,13 @@ impl Session {
             "TVFS",
             "UTF8",
         ];
-        self.push_reply(Reply::with_body(211, "Features:", lines, "End"));
+        let tls: &[&str] = if self.config.tls_available {
+            &["AUTH TLS", "AUTH SSL", "PBSZ", "PROT", "CCC"]
+        } else {
+            &[]
+        };
+        let all = tls.iter().copied().chain(lines);
+        self.push_reply(Reply::with_body(211, "Features:", all, "End"));
     }
 
     fn cmd_opts(&mut self, arg: &str) {
@@ -767,6 +987,12 @@ impl Session {
                 Representation::Binary => "BINARY",
             }
         ));
+        text.push_str(match (self.tls, self.prot_private) {
+            (ControlTls::Clear, _) => " Control connection in the clear\n",
+            (ControlTls::Cleared, _) => " Control connection cleared by CCC\n",
+            (_, true) => " Control connection protected by TLS; data connections protected\n",
+            (_, false) => " Control connection protected by TLS; data connections in the clear\n",
+        });
         text.push_str(match self.data {
             DataSetup::None => " No data connection\n",
             DataSetup::Passive => " Passive mode: waiting for the data connection\n",
@@ -964,9 +1190,20 @@ impl Session {
         );
     }
 
-    /// Replies 425 and returns false when no PASV/PORT preceded a transfer command.
+    /// Replies and returns false when a transfer command cannot go ahead: 522 when policy
+    /// wants the data connection protected and it is not, 425 when no PASV/PORT preceded it.
     fn need_data(&mut self) -> bool {
-        if self.data == DataSetup::None {
+        let must_protect = self
+            .logged_in()
+            .is_some_and(|a| self.config.data_tls_required(&a.name, a.anonymous));
+        if must_protect && !self.prot_private {
+            self.reply(
+                522,
+                "Data connections must be protected: send PBSZ 0 and PROT P first \
+                 (curl --ssl-reqd, lftp 'set ftp:ssl-protect-data true', Python FTP_TLS.prot_p()).",
+            );
+            false
+        } else if self.data == DataSetup::None {
             self.reply(425, "Use PORT, PASV or EPSV first.");
             false
         } else {
@@ -989,11 +1226,19 @@ impl Session {
             TransferKind::Listing { .. } => Representation::Binary,
             _ => self.representation,
         };
+        let protection = if self.prot_private {
+            DataProtection::Private {
+                require_session_reuse: self.config.require_tls_session_reuse,
+            }
+        } else {
+            DataProtection::Clear
+        };
         let id = self.action(ActionKind::Transfer(TransferPlan {
             kind,
             data,
             representation,
             rate_limit: None,
+            protection,
         }));
         self.transfer = Some(Transfer {
             id,
@@ -1063,6 +1308,9 @@ impl Session {
             }
             Err(TransferError::DataConnection(msg)) => {
                 self.reply(425, &format!("Cannot open data connection: {msg}"));
+            }
+            Err(TransferError::Tls(msg)) => {
+                self.reply(522, &format!("Data connection TLS failed: {msg}"));
             }
             Err(TransferError::ConnectionLost(msg)) => {
                 self.reply(426, &format!("Connection closed; transfer aborted: {msg}"));
@@ -1193,7 +1441,21 @@ impl Session {
 
     fn pending_outcome(&mut self, now: Instant, pending: Pending, kind: OutcomeKind) {
         match (pending, kind) {
-            (Pending::Login, OutcomeKind::Authenticated(r)) => self.login_outcome(now, r),
+            (Pending::Login { certificate }, OutcomeKind::Authenticated(r)) => {
+                self.login_outcome(now, r, certificate)
+            }
+            (Pending::Tls { private }, OutcomeKind::TlsEstablished(r)) => match r {
+                Ok(info) => {
+                    self.tls = ControlTls::Explicit;
+                    self.client_identity = info.client_identity;
+                    if private {
+                        self.pbsz = true;
+                        self.prot_private = true;
+                    }
+                }
+                // The handshake failed: nothing more can be said on this connection.
+                Err(_) => self.close(),
+            },
             (Pending::Passive(kind), OutcomeKind::PassiveListening(r)) => {
                 self.passive_outcome(kind, r)
             }
@@ -1306,6 +1568,11 @@ impl Session {
             (_, _) => self.reply(451, "Internal error: unexpected result from the server."),
         }
     }
+}
+
+/// The names RFC 1635 reserves for anonymous FTP.
+fn is_anonymous_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp")
 }
 
 /// Commands allowed before login.
