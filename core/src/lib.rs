@@ -78,12 +78,15 @@ pub mod config;
 pub mod framing;
 pub mod listing;
 pub mod path;
+pub mod policy;
 pub mod reply;
 mod session;
 pub mod time;
 
 #[cfg(fuzzing)]
 pub mod fuzzing;
+#[cfg(any(feature = "testkit", fuzzing))]
+pub mod testkit;
 
 pub use action::{
     Account, Action, ActionId, ActionKind, DataEndpoint, LoginError, Outcome, OutcomeKind,
