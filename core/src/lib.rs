@@ -89,10 +89,11 @@ pub mod fuzzing;
 pub mod testkit;
 
 pub use action::{
-    Account, Action, ActionId, ActionKind, DataEndpoint, LoginError, Outcome, OutcomeKind,
-    Representation, Secret, StorageError, StoreMode, TransferError, TransferKind, TransferPlan,
+    Account, Action, ActionId, ActionKind, DataEndpoint, DataProtection, LoginError, Outcome,
+    OutcomeKind, Representation, Secret, StorageError, StoreMode, TlsInfo, TransferError,
+    TransferKind, TransferPlan,
 };
-pub use config::Config;
+pub use config::{Config, TlsOverride, TlsPolicy};
 pub use listing::{FileInfo, FileKind};
 pub use path::VirtualPath;
 pub use reply::Reply;
