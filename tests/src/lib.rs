@@ -1,1 +1,1 @@
-
+pub mod e2e;
