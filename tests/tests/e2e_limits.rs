@@ -153,6 +153,7 @@ fn pasv_ports_stay_inside_the_configured_range() {
     );
     wharf_tests::e2e::write_file(server.root().join("f.txt"), b"ok\n");
     let mut c = server.login();
+    assert_eq!(c.cmd("TYPE I").code, 200);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..10 {
         let (first, data, last) = c.transfer_in("RETR f.txt");
