@@ -181,9 +181,11 @@ impl LineFramer {
         Some(ok)
     }
 
-    /// Bytes held: complete lines not yet taken plus the partial line.
+    /// Bytes held: complete lines not yet taken plus the partial line, each complete frame
+    /// counting one more byte for its terminator — so that a flood of empty (or too long)
+    /// lines, which hold no bytes but one queue entry each, is bounded too.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.read
+        self.buf.len() - self.read + self.queue.len()
     }
 
     /// How many complete frames are waiting.
