@@ -1201,19 +1201,28 @@ impl Harness {
                 (RecordKind::Store { path, mode }, prepared)
             }
         };
-        let stored_as = match &prepared {
+        let unique = matches!(
+            record_kind,
+            RecordKind::Store {
+                mode: StoreMode::Unique,
+                ..
+            }
+        );
+        let written = match &prepared {
             Ok(Prepared::Receive { path, .. }) => {
                 VirtualPath::resolve(&VirtualPath::root(), path).ok()
             }
             _ => None,
         };
+        // Only STOU reports the name it used (TransferStarted::stored_as).
+        let stored_as = if unique { written.clone() } else { None };
         let mut rec = TransferRecord {
             id,
             kind: record_kind,
             endpoint,
             representation,
             data: Vec::new(),
-            stored_as: stored_as.clone(),
+            stored_as: written,
             result: None,
         };
         // The data connection: a passive one uses (and uses up) the listener.
