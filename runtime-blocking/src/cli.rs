@@ -1,0 +1,371 @@
+//! The `wharf` command line: `serve`, `user add`, `check-config`.
+//!
+//! `wharf serve` prints machine-readable lines on stdout, flushed at once, which scripts and
+//! the end-to-end tests read:
+//! ```text
+//! user: NAME            (only for a generated account)
+//! password: PASSWORD    (only for a generated account)
+//! listening on ftp://127.0.0.1:2121      (one per listener, the address actually bound)
+//! ```
+//! Logs go to stderr (`RUST_LOG`, default `info`).
+
+use clap::{Args, Parser, Subcommand};
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::config::{parse_listen, parse_passive_ports, ConfigError, Settings};
+use crate::server::{Server, Shared};
+use crate::users::{self, UserEntry, UserStore};
+
+/// Wharf: an FTP server for exchanging files with trading partners.
+#[derive(Debug, Parser)]
+#[command(name = "wharf", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (with no options: 127.0.0.1:2121, ./wharf-data, a generated user).
+    Serve(ServeArgs),
+    /// Manage the users file.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Check a configuration file (and the users file it names); print every problem.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// Options of `wharf serve`; they override the configuration file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML) for everything the flags do not set.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, ip:port (repeatable; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Vec<SocketAddr>,
+    /// Folder served to --user accounts and the generated user (made if missing).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// An account NAME:PASSWORD whose home is the root (repeatable); no user is generated.
+    #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_user_arg)]
+    pub user: Vec<(String, String)>,
+    /// Accept anonymous logins (anonymous or ftp, any password), read-only, in the root.
+    #[arg(long)]
+    pub anonymous: bool,
+    /// Ports for passive data connections, e.g. "30000-30100, 40000-".
+    #[arg(long, value_name = "SPEC")]
+    pub passive_ports: Option<String>,
+    /// Connections served at once; more get 421.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections at once from one address (0 = no limit).
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+}
+
+/// `wharf user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account to the users file (argon2id-hashed password).
+    Add(UserAddArgs),
+}
+
+/// Options of `wharf user add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The login name.
+    pub name: String,
+    /// The account's home folder (made if missing).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Read the password as one line from standard input, without a prompt.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The account may only read.
+    #[arg(long)]
+    pub read_only: bool,
+    /// The users file to write (default: the config's users_file, or ./wharf-users.toml).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub users: Option<PathBuf>,
+    /// Take the users file from this configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+fn parse_user_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((name, pw)) if !name.is_empty() && !pw.is_empty() => {
+            Ok((name.to_string(), pw.to_string()))
+        }
+        _ => Err("expected NAME:PASSWORD, both non-empty".into()),
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let r = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::User(UserCommand::Add(args)) => user_add(args),
+        Command::CheckConfig { file } => check_config(&file),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(messages) => {
+            for m in messages {
+                eprintln!("{m}");
+            }
+            1
+        }
+    }
+}
+
+fn errs(e: Vec<ConfigError>) -> Vec<String> {
+    e.iter().map(ToString::to_string).collect()
+}
+
+/// The settings of `wharf serve`: the file, then the flags over it.
+pub fn settings_for(args: &ServeArgs) -> Result<Settings, Vec<String>> {
+    let mut s = match &args.config {
+        Some(path) => Settings::load(path).map_err(errs)?,
+        None => Settings::default(),
+    };
+    if !args.listen.is_empty() {
+        s.listen = args.listen.clone();
+    }
+    if let Some(root) = &args.root {
+        s.root = root.clone();
+    }
+    if args.anonymous {
+        s.anonymous = true;
+    }
+    if let Some(spec) = &args.passive_ports {
+        s.passive_ports = parse_passive_ports(spec)
+            .map_err(|m| vec![format!("command line: --passive-ports: {m}")])?;
+    }
+    if let Some(n) = args.max_connections {
+        if n == 0 {
+            return Err(vec![
+                "command line: --max-connections: must be at least 1".into()
+            ]);
+        }
+        s.max_connections = n;
+    }
+    if let Some(n) = args.max_connections_per_ip {
+        s.max_connections_per_ip = n;
+    }
+    Ok(s)
+}
+
+/// The named accounts of the users file, checked as `serve` and `check-config` need.
+/// `config` names the configuration file the settings came from.
+fn file_users(s: &Settings, config: &str) -> Result<Vec<UserEntry>, Vec<String>> {
+    if s.users_file.exists() {
+        users::load_users_file(&s.users_file).map_err(errs)
+    } else if s.users_file_explicit {
+        Err(vec![ConfigError::new(
+            config,
+            "users_file",
+            format!(
+                "{} does not exist; create it with `wharf user add NAME --home DIR --config {config}`",
+                s.users_file.display()
+            ),
+        )
+        .to_string()])
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
+    let settings = settings_for(&args)?;
+    std::fs::create_dir_all(&settings.root).map_err(|e| {
+        vec![format!(
+            "cannot create the root folder {}: {e}",
+            settings.root.display()
+        )]
+    })?;
+    let config_name = args
+        .config
+        .as_ref()
+        .map_or("command line".to_string(), |p| p.display().to_string());
+    let mut accounts = file_users(&settings, &config_name)?;
+    let mut generated = None;
+    for (name, pw) in &args.user {
+        accounts.retain(|u| &u.name != name);
+        accounts.push(UserEntry {
+            name: name.clone(),
+            password_hash: users::hash_password(pw).map_err(|e| vec![e])?,
+            home: settings.root.clone(),
+            write: true,
+        });
+    }
+    if accounts.is_empty() && args.user.is_empty() {
+        let rand = |n| crate::rng::secure_token(n).map_err(|e| vec![e.to_string()]);
+        let name = format!("wharf-{}", rand(6)?.to_lowercase());
+        let pw = rand(20)?;
+        accounts.push(UserEntry {
+            name: name.clone(),
+            password_hash: users::hash_password(&pw).map_err(|e| vec![e])?,
+            home: settings.root.clone(),
+            write: true,
+        });
+        generated = Some((name, pw));
+    }
+    let anonymous_root = if settings.anonymous {
+        let root = settings.anonymous_root().to_path_buf();
+        if !root.is_dir() {
+            return Err(vec![format!(
+                "anonymous_root: {} is not a folder",
+                root.display()
+            )]);
+        }
+        Some(root)
+    } else {
+        None
+    };
+    let store = UserStore::new(accounts, anonymous_root).map_err(|e| vec![e])?;
+    let server = Server::bind(Shared::new(settings, store)).map_err(|e| vec![e])?;
+    let mut out = std::io::stdout().lock();
+    let mut lines = String::new();
+    if let Some((name, pw)) = &generated {
+        lines.push_str(&format!("user: {name}\npassword: {pw}\n"));
+    }
+    for addr in server.local_addrs() {
+        lines.push_str(&format!("listening on ftp://{addr}\n"));
+    }
+    let _ = out.write_all(lines.as_bytes());
+    let _ = out.flush();
+    drop(out);
+    server
+        .run()
+        .map_err(|e| vec![format!("the server stopped: {e}")])
+}
+
+fn read_password(name: &str, from_stdin: bool) -> Result<String, String> {
+    let stdin = std::io::stdin();
+    let prompt = !from_stdin && stdin.is_terminal();
+    let read = |what: &str| -> Result<String, String> {
+        if prompt {
+            eprint!("{what}");
+            let _ = std::io::stderr().flush();
+        }
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let pw = read(&format!("Password for {name}: "))?;
+    if pw.is_empty() {
+        return Err("the password is empty".into());
+    }
+    if prompt && read("Repeat the password: ")? != pw {
+        return Err("the passwords differ".into());
+    }
+    Ok(pw)
+}
+
+fn user_add(args: UserAddArgs) -> Result<(), Vec<String>> {
+    let file = match (&args.users, &args.config) {
+        (Some(f), _) => f.clone(),
+        (None, Some(c)) => Settings::load(c).map_err(errs)?.users_file,
+        (None, None) => PathBuf::from("wharf-users.toml"),
+    };
+    let name = args.name.trim();
+    if name.is_empty() || name.chars().any(|c| c.is_control()) {
+        return Err(vec![
+            "the user name must be non-empty, without control characters".into(),
+        ]);
+    }
+    let existing = if file.exists() {
+        users::load_users_file(&file).map_err(errs)?
+    } else {
+        Vec::new()
+    };
+    if existing.iter().any(|u| u.name == name) {
+        return Err(vec![format!(
+            "{}: user '{name}' exists already",
+            file.display()
+        )]);
+    }
+    let cwd = std::env::current_dir().map_err(|e| vec![e.to_string()])?;
+    let home = cwd.join(&args.home);
+    std::fs::create_dir_all(&home).map_err(|e| {
+        vec![format!(
+            "cannot create the home folder {}: {e}",
+            home.display()
+        )]
+    })?;
+    let pw = read_password(name, args.password_stdin).map_err(|e| vec![e])?;
+    let hash = users::hash_password(&pw).map_err(|e| vec![e])?;
+    append_entry(
+        &file,
+        &users::user_entry_toml(name, &hash, &home, !args.read_only),
+    )
+    .map_err(|e| vec![format!("{}: cannot write: {e}", file.display())])?;
+    println!("added user '{name}' to {}", file.display());
+    Ok(())
+}
+
+fn append_entry(file: &Path, entry: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let old = std::fs::read(file).unwrap_or_default();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(file)?;
+    let mut text = String::new();
+    if !old.is_empty() {
+        if !old.ends_with(b"\n") {
+            text.push('\n');
+        }
+        text.push('\n');
+    }
+    text.push_str(entry);
+    f.write_all(text.as_bytes())
+}
+
+fn check_config(file: &Path) -> Result<(), Vec<String>> {
+    let s = Settings::load(file).map_err(errs)?;
+    let name = file.display().to_string();
+    let mut problems = Vec::new();
+    if s.root.exists() && !s.root.is_dir() {
+        problems.push(
+            ConfigError::new(
+                &name,
+                "root",
+                format!("{} is not a folder", s.root.display()),
+            )
+            .to_string(),
+        );
+    }
+    if s.anonymous && s.anonymous_root.is_some() && !s.anonymous_root().is_dir() {
+        problems.push(
+            ConfigError::new(
+                &name,
+                "anonymous_root",
+                format!("{} is not a folder", s.anonymous_root().display()),
+            )
+            .to_string(),
+        );
+    }
+    if let Err(e) = file_users(&s, &name) {
+        problems.extend(e);
+    }
+    if problems.is_empty() {
+        println!("ok");
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,325 @@
+//! Data connections: passive listeners on the configured port list, the bounded wait for the
+//! client to connect (refusing anyone but the control connection's peer), and active
+//! connections out to the client.
+//!
+//! Waits are bounded by the data-connection timeout, and while it waits for a passive
+//! connection the caller's control connection is watched too (so ABOR or QUIT are answered).
+//! Nothing here moves file data: see the transfer module.
+
+use log::warn;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+use wharf_core::addr::{canonical_ip, PassivePorts};
+
+use crate::rng::fast_u64;
+
+/// Random picks from the port list before scanning it in order.
+pub const RANDOM_PICKS: u32 = 16;
+
+/// A passive listener of a session, and whom it accepts.
+#[derive(Debug)]
+pub struct PassiveListener {
+    listener: TcpListener,
+    peer: Option<IpAddr>,
+    port: u16,
+}
+
+impl PassiveListener {
+    /// Listens on `ip`, on a port of `ports` (any port the system picks when it is empty), for a
+    /// connection from `peer` (from anyone when `None`).
+    ///
+    /// Tries [`RANDOM_PICKS`] random ports of the list, then every port of the list from a
+    /// random start, and fails when none can be bound.
+    pub fn bind(ip: IpAddr, peer: Option<IpAddr>, ports: &PassivePorts) -> io::Result<Self> {
+        let listener = if ports.is_any() {
+            TcpListener::bind(SocketAddr::new(ip, 0))?
+        } else {
+            bind_from_list(ip, ports)?
+        };
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        Ok(PassiveListener {
+            listener,
+            peer,
+            port,
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits until `deadline` for the client's data connection.
+    ///
+    /// A connection from another address than the expected peer is closed at once, logged as
+    /// a passive port theft attempt, and the wait goes on. While waiting, `on_control` is
+    /// called each time the wait wakes up (at least whenever the control connection, the
+    /// socket `control`, becomes readable); it must read everything the control connection
+    /// has (the wake-up is edge-triggered). When it returns true the wait stops with
+    /// `Ok(None)`.
+    pub fn accept(
+        &self,
+        deadline: Instant,
+        control: RawFd,
+        mut on_control: impl FnMut() -> bool,
+    ) -> io::Result<Option<TcpStream>> {
+        // Usually the client has connected already, right after the PASV reply.
+        if let Some(s) = self.try_accept()? {
+            return Ok(Some(s));
+        }
+        const LISTENER: Token = Token(0);
+        const CONTROL: Token = Token(1);
+        let mut poll = Poll::new()?;
+        let lfd = self.listener.as_raw_fd();
+        let cfd = control;
+        poll.registry()
+            .register(&mut SourceFd(&lfd), LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut SourceFd(&cfd), CONTROL, Interest::READABLE)?;
+        let mut events = Events::with_capacity(4);
+        loop {
+            // Registration is edge-triggered: look again after registering so that nothing
+            // that arrived in between is missed.
+            if let Some(s) = self.try_accept()? {
+                return Ok(Some(s));
+            }
+            if on_control() {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client did not connect in time",
+                ));
+            }
+            match poll.poll(&mut events, Some(deadline - now)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Accepts every pending connection: returns the first from the right peer; closes others.
+    fn try_accept(&self) -> io::Result<Option<TcpStream>> {
+        // Bounded: a flood of thieves cannot keep this loop going forever.
+        for _ in 0..64 {
+            match self.listener.accept() {
+                Ok((stream, from)) => {
+                    let ip = canonical_ip(from.ip());
+                    match self.peer {
+                        Some(peer) if peer != ip => {
+                            warn!(
+                                "passive port theft attempt: data connection from {from} on port {}, expected {peer}; closed",
+                                self.port
+                            );
+                            drop(stream);
+                        }
+                        _ => {
+                            stream.set_nonblocking(false)?;
+                            return Ok(Some(stream));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn bind_from_list(ip: IpAddr, ports: &PassivePorts) -> io::Result<TcpListener> {
+    let mut last_err = None;
+    let mut try_port = |port: u16| match TcpListener::bind(SocketAddr::new(ip, port)) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            last_err = Some(e);
+            None
+        }
+    };
+    for _ in 0..RANDOM_PICKS {
+        if let Some(port) = ports.nth(fast_u64()) {
+            if let Some(l) = try_port(port) {
+                return Ok(l);
+            }
+        }
+    }
+    let start = fast_u64() % u64::from(ports.len().max(1));
+    for i in 0..u64::from(ports.len()) {
+        if let Some(port) = ports.nth(start + i) {
+            if let Some(l) = try_port(port) {
+                return Ok(l);
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        match last_err {
+            Some(e) => format!("no free port in the passive port list ({ports}): {e}"),
+            None => format!("no free port in the passive port list ({ports})"),
+        },
+    ))
+}
+
+/// Connects to the client for an active-mode transfer, from `local_ip` and, when given,
+/// from `local_port` (port 20 by tradition; ports below 1024 need privileges).
+///
+/// Binding before connecting needs `socket2` (std cannot); without a local port the plain
+/// std connect is used.
+pub fn connect_active(
+    to: SocketAddr,
+    local_ip: IpAddr,
+    local_port: Option<u16>,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let stream = match local_port {
+        None => TcpStream::connect_timeout(&to, timeout)?,
+        Some(port) => {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&SocketAddr::new(local_ip, port).into())?;
+            socket.connect_timeout(&to.into(), timeout)?;
+            socket.into()
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::Ipv4Addr;
+
+    const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn control_pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind((LO, 0)).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (c, s)
+    }
+
+    #[test]
+    fn binds_inside_the_port_list() {
+        // Find a free port, then ask for a list holding just it and a taken one.
+        let taken = TcpListener::bind((LO, 0)).unwrap();
+        let free = TcpListener::bind((LO, 0)).unwrap();
+        let free_port = free.local_addr().unwrap().port();
+        drop(free);
+        let spec = format!("{}, {free_port}", taken.local_addr().unwrap().port());
+        let ports = PassivePorts::parse(&spec).unwrap();
+        let l = PassiveListener::bind(LO, Some(LO), &ports).unwrap();
+        assert_eq!(l.port(), free_port);
+        // Every port of the list taken: a clear error.
+        let ports = PassivePorts::parse(&taken.local_addr().unwrap().port().to_string()).unwrap();
+        let err = PassiveListener::bind(LO, Some(LO), &ports).unwrap_err();
+        assert!(err.to_string().contains("no free port"), "{err}");
+    }
+
+    #[test]
+    fn accepts_the_peer_and_refuses_a_thief() {
+        let l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
+        let (_client_ctl, server_ctl) = control_pair();
+        let thief_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+        let thief =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        thief.bind(&SocketAddr::new(thief_ip, 0).into()).unwrap();
+        thief
+            .connect(&SocketAddr::new(LO, l.port()).into())
+            .unwrap();
+        let mut thief: TcpStream = thief.into();
+        let mut good = TcpStream::connect((LO, l.port())).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut s = l
+            .accept(deadline, server_ctl.as_raw_fd(), || false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.peer_addr().unwrap(), good.local_addr().unwrap());
+        // The thief's connection was closed: it reads end of file (or a reset).
+        thief
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        assert!(matches!(thief.read(&mut b), Ok(0) | Err(_)));
+        s.write_all(b"x").unwrap();
+        good.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"x");
+    }
+
+    #[test]
+    fn accept_times_out_and_stops_on_control() {
+        let l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
+        let (mut client_ctl, server_ctl) = control_pair();
+        let t0 = Instant::now();
+        let err = l
+            .accept(
+                t0 + Duration::from_millis(200),
+                server_ctl.as_raw_fd(),
+                || false,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() >= Duration::from_millis(200));
+        // Control input arriving during the wait is handed to the callback.
+        client_ctl.write_all(b"ABOR\r\n").unwrap();
+        let mut seen = false;
+        let r = l
+            .accept(
+                Instant::now() + Duration::from_secs(5),
+                server_ctl.as_raw_fd(),
+                || {
+                    let mut b = [0u8; 16];
+                    server_ctl.set_nonblocking(true).unwrap();
+                    let got = (&server_ctl).read(&mut b).map(|n| n > 0).unwrap_or(false);
+                    server_ctl.set_nonblocking(false).unwrap();
+                    seen |= got;
+                    seen
+                },
+            )
+            .unwrap();
+        assert!(r.is_none() && seen);
+    }
+
+    #[test]
+    fn active_connect() {
+        let l = TcpListener::bind((LO, 0)).unwrap();
+        let s = connect_active(l.local_addr().unwrap(), LO, None, Duration::from_secs(5)).unwrap();
+        let (_peer, from) = l.accept().unwrap();
+        assert_eq!(from, s.local_addr().unwrap());
+        // From a chosen local port.
+        let port = {
+            let t = TcpListener::bind((LO, 0)).unwrap();
+            t.local_addr().unwrap().port()
+        };
+        let s = connect_active(
+            l.local_addr().unwrap(),
+            LO,
+            Some(port),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(s.local_addr().unwrap().port(), port);
+        // Refused: an error, not a hang.
+        drop(l);
+        let closed = {
+            let t = TcpListener::bind((LO, 0)).unwrap();
+            t.local_addr().unwrap()
+        };
+        assert!(connect_active(closed, LO, None, Duration::from_secs(5)).is_err());
+    }
+}

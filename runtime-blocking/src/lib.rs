@@ -1,0 +1,25 @@
+//! wharf-blocking: the Wharf FTP server as a blocking runtime around [`wharf_core`] — one
+//! worker thread per connection from a bounded pool, real sockets and files.
+//!
+//! The core decides everything the protocol and policy say; this crate does the I/O it asks
+//! for and nothing else:
+//! - [`server`]: the acceptor (one mio poll over the listeners) and the bounded worker pool;
+//! - [`conn`]: the per-connection loop that drives a [`wharf_core::Session`];
+//! - [`transfer`]: moving file data (sendfile for binary retrieves), with ABOR mid-transfer;
+//! - [`data`]: passive listeners and active connections;
+//! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root;
+//! - [`users`]: the user store and argon2 password checks;
+//! - [`config`]: the TOML configuration and its errors;
+//! - [`stream`]: control and data streams (plain TCP; TLS plugs in here);
+//! - [`cli`]: the `wharf` command line.
+
+pub mod cli;
+pub mod config;
+pub mod conn;
+pub mod data;
+pub mod rng;
+pub mod server;
+pub mod storage;
+pub mod stream;
+pub mod transfer;
+pub mod users;
