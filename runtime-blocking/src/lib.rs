@@ -21,5 +21,6 @@ pub mod rng;
 pub mod server;
 pub mod storage;
 pub mod stream;
+pub mod tls;
 pub mod transfer;
 pub mod users;
