@@ -124,7 +124,7 @@ impl Arbitrary for Line {
         };
         // The terminator is part of the line's bytes; arbitrary bytes may hold more of them.
         const TERMS: [&[u8]; 6] = [b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"\r\0"];
-        let term: &[u8] = pick(g, &TERMS);
+        let term = *pick(g, &TERMS);
         bytes.extend_from_slice(term);
         Line(bytes)
     }
