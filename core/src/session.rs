@@ -415,7 +415,10 @@ impl Session {
 
     /// During a transfer: answers ABOR, STAT, NOOP or QUIT at the head of the input. Returns
     /// false when the head is anything else (it waits for the transfer to end) or empty.
+    /// STAT and NOOP also wait until the transfer has started: their reply must not come
+    /// before the transfer command's own 150 (or its 425/550).
     fn take_transfer_time_command(&mut self, now: Instant) -> bool {
+        let started = self.transfer.as_ref().is_some_and(|t| t.started);
         let Some(frame) = self.framer.peek() else {
             return false;
         };
@@ -424,9 +427,9 @@ impl Session {
         };
         let cmd = match command::parse_command(bytes) {
             Ok(Command::Abor) => Command::Abor,
-            Ok(Command::Noop) => Command::Noop,
+            Ok(Command::Noop) if started => Command::Noop,
             Ok(Command::Quit) => Command::Quit,
-            Ok(Command::Stat(_)) => Command::Stat(ListArgs { path: None }),
+            Ok(Command::Stat(_)) if started => Command::Stat(ListArgs { path: None }),
             _ => return false,
         };
         self.framer.consume();
