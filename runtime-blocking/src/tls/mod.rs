@@ -345,7 +345,15 @@ fn build_base(
         .with_protocol_versions(settings.min_version.versions())
         .map_err(|e| TlsError::new(None, TlsErrorKind::Rustls(e.to_string())))?;
     let builder = match settings.client_cert {
-        ClientCertMode::Off => builder.with_no_client_auth(),
+        ClientCertMode::Off => {
+            if let Some(ca) = &settings.client_ca_path {
+                log::warn!(
+                    "{}: client CA bundle ignored: client certificates are off",
+                    ca.display()
+                );
+            }
+            builder.with_no_client_auth()
+        }
         mode => {
             let ca = settings.client_ca_path.as_deref().ok_or_else(|| {
                 TlsError::new(
