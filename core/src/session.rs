@@ -327,6 +327,13 @@ impl Session {
         self.closed
     }
 
+    /// Control-connection input held and not yet taken as commands (pipelined lines, each
+    /// counting one byte for its terminator, and a partial line). While the session is open
+    /// this is at most [`Config::max_buffered_input`]; the fuzz targets check it.
+    pub fn buffered_input(&self) -> usize {
+        self.framer.buffered()
+    }
+
     /// The logged-in account, if any.
     pub fn account(&self) -> Option<&Account> {
         match &self.login {
