@@ -23,7 +23,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -168,9 +168,10 @@ impl Probe {
 
     fn stop(self) -> Measured {
         let wall = self.start.elapsed().as_secs_f64();
-        let client_cpu = client_cpu(self.thread_only) - self.client;
+        let client_cpu = ((client_cpu(self.thread_only) - self.client) * 100.0).round() / 100.0;
+        // Both samples are whole clock ticks (10 ms); round away the float noise.
         let server_cpu = match (self.server, self.pid.and_then(procfs::tree_cpu_seconds)) {
-            (Some(a), Some(b)) => Some(b - a),
+            (Some(a), Some(b)) => Some(((b - a) * 100.0).round() / 100.0),
             _ => None,
         };
         Measured {
@@ -605,17 +606,21 @@ impl Bench {
         let pid = self.s.server_pid;
         let before = pid.and_then(procfs::tree_memory);
         let next = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
         let held: Arc<Mutex<Vec<Control>>> = Arc::new(Mutex::new(Vec::with_capacity(total)));
         let deadline = self.deadline();
         let mut openers = Vec::new();
         for _ in 0..16.min(total.max(1)) {
-            let (next, held, s) = (next.clone(), held.clone(), self.s.clone());
+            let (next, held, s, stop) = (next.clone(), held.clone(), self.s.clone(), stop.clone());
             openers.push(
                 thread::Builder::new()
                     .stack_size(256 * 1024)
                     .spawn(move || {
                         let mut failures = Vec::new();
                         while next.fetch_add(1, Ordering::Relaxed) < total {
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
                             if Instant::now() > deadline {
                                 failures.push("deadline passed before the session opened".into());
                                 continue;
@@ -635,10 +640,23 @@ impl Bench {
             );
         }
         let mut failures = Vec::new();
+        let mut guard_tripped = false;
         while openers.iter().any(|w| !w.is_finished()) {
             thread::sleep(Duration::from_millis(50));
             let n = held.lock().map(|h| h.len()).unwrap_or(0);
             progress.update(|| format!("{n} / {total} sessions open"));
+            // Memory guard: a server that grows without bound must not push the shared
+            // machine into the OOM killer. Stop opening below 15% (at least 2 GiB) free.
+            if let Some((avail, mem_total)) = procfs::mem_available_kib() {
+                if !guard_tripped && avail < (mem_total * 15 / 100).max(2 << 20) {
+                    guard_tripped = true;
+                    stop.store(true, Ordering::Relaxed);
+                    notes.push(format!(
+                        "memory guard: stopped opening at {n} sessions with {} MiB available",
+                        avail / 1024
+                    ));
+                }
+            }
         }
         for w in openers {
             match w.join() {

@@ -543,3 +543,87 @@ fn shown(line: &str) -> String {
         line.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    /// A scripted server: sends `greeting`, then answers each command line with the reply
+    /// the script gives for its first word; ends after QUIT or at the end of the input.
+    fn scripted(
+        greeting: &'static str,
+        script: &'static [(&'static str, &'static str)],
+    ) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let (sock, _) = listener.accept().expect("accept");
+            sock.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut w = sock.try_clone().expect("clone");
+            w.write_all(greeting.as_bytes()).ok();
+            for line in BufReader::new(sock).lines() {
+                let Ok(line) = line else { return };
+                let verb = line.split(' ').next().unwrap_or("").to_string();
+                let reply = script
+                    .iter()
+                    .find(|(v, _)| *v == verb)
+                    .map_or("502 not scripted\r\n", |(_, r)| r);
+                w.write_all(reply.as_bytes()).ok();
+                if verb == "QUIT" {
+                    return;
+                }
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn multi_line_replies_login_and_pasv_fallback() {
+        let addr = scripted(
+            "220-Welcome\r\n 220 indented: not the end\r\n220-nor this\r\n220 ready\r\n",
+            &[
+                ("USER", "331 password please\r\n"),
+                ("PASS", "230-Logged in\r\n  with a note\r\n230 done\r\n"),
+                ("EPSV", "500 unknown command\r\n"),
+                ("PASV", "227 Entering Passive Mode (127,0,0,1,156,65).\r\n"),
+                ("SIZE", "213 1073741824\r\n"),
+                ("QUIT", "221 bye\r\n"),
+            ],
+        );
+        let mut c = Control::connect(addr, Duration::from_secs(5)).expect("connect");
+        c.login("u", "p").expect("login");
+        assert_eq!(c.passive().expect("pasv").port(), 156 * 256 + 65);
+        // EPSV is not tried again once refused.
+        assert_eq!(c.passive().expect("pasv again").port(), 156 * 256 + 65);
+        assert_eq!(c.size("f").expect("size"), Some(1 << 30));
+        c.quit().expect("quit");
+    }
+
+    #[test]
+    fn epsv_reply_is_parsed_and_errors_name_the_command() {
+        let addr = scripted(
+            "220 hi\r\n",
+            &[
+                ("USER", "331 ok\r\n"),
+                ("PASS", "530 Login incorrect.\r\n"),
+                ("EPSV", "229 Entering Extended Passive Mode (|||40123|)\r\n"),
+            ],
+        );
+        let mut c = Control::connect(addr, Duration::from_secs(5)).expect("connect");
+        let err = format!("{:#}", c.login("u", "secret").expect_err("530"));
+        assert!(err.contains("PASS ***") && err.contains("530"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        assert_eq!(c.passive().expect("epsv").port(), 40123);
+    }
+
+    #[test]
+    fn a_greeting_other_than_220_is_an_error() {
+        let addr = scripted("421 Too many connections\r\n", &[]);
+        let err = Control::connect(addr, Duration::from_secs(5))
+            .err()
+            .expect("refused");
+        assert!(format!("{err:#}").contains("421"), "{err:#}");
+    }
+}

@@ -116,6 +116,18 @@ pub fn self_cpu_seconds() -> f64 {
     read_stat(std::process::id()).map_or(0.0, |s| s.own as f64 / TICKS_PER_SECOND)
 }
 
+/// `(MemAvailable, MemTotal)` of the machine in KiB, from /proc/meminfo.
+pub fn mem_available_kib() -> Option<(u64, u64)> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l[name.len()..].split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("MemAvailable:")?, field("MemTotal:")?))
+}
+
 /// CPU seconds (user + system) used by the calling thread so far.
 pub fn thread_cpu_seconds() -> f64 {
     fs::read_to_string("/proc/thread-self/stat")
@@ -144,6 +156,8 @@ mod tests {
         let m = tree_memory(me).expect("smaps_rollup of this process");
         assert!(m.rss_kib > 0 && m.processes >= 1);
         assert!(tree_cpu_seconds(me).is_some());
+        let (avail, total) = mem_available_kib().expect("/proc/meminfo");
+        assert!(avail > 0 && avail <= total);
     }
 
     #[test]
