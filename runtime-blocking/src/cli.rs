@@ -336,9 +336,12 @@ fn append_entry(file: &Path, entry: &str) -> std::io::Result<()> {
 }
 
 fn check_config(file: &Path) -> Result<(), Vec<String>> {
-    let s = Settings::load(file).map_err(errs)?;
     let name = file.display().to_string();
-    let mut problems = Vec::new();
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        vec![ConfigError::file(&name, format!("cannot read the file: {e}")).to_string()]
+    })?;
+    let (s, errors) = Settings::parse_all(&text, &name, file.parent().unwrap_or(Path::new("")));
+    let mut problems = errs(errors);
     if s.root.exists() && !s.root.is_dir() {
         problems.push(
             ConfigError::new(

@@ -292,9 +292,26 @@ impl Settings {
     /// Parses the text of a configuration file named `file`; relative paths are taken from
     /// `base`.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings, Vec<ConfigError>> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| vec![ConfigError::syntax(file, text, &e)])?;
+        let (s, errors) = Settings::parse_all(text, file, base);
+        if errors.is_empty() {
+            Ok(s)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// As [`Settings::parse`], but returns the settings that could be read (defaults in place
+    /// of bad values) together with every problem, so that checks can go on.
+    pub fn parse_all(text: &str, file: &str, base: &Path) -> (Settings, Vec<ConfigError>) {
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                return (
+                    Settings::default(),
+                    vec![ConfigError::syntax(file, text, &e)],
+                )
+            }
+        };
         let mut s = Settings::default();
         let mut r = Reader {
             file,
@@ -430,11 +447,7 @@ impl Settings {
                 _ => r.err(k, format!("unknown key (known keys: {})", KEYS.join(", "))),
             }
         }
-        if r.errors.is_empty() {
-            Ok(s)
-        } else {
-            Err(r.errors)
-        }
+        (s, r.errors)
     }
 
     /// The folder anonymous users see.

@@ -6,10 +6,13 @@
 //! progress for [`DATA_SLICE`]) so that ABOR, STAT, NOOP and QUIT are answered mid-transfer;
 //! an ABOR stops the transfer at once.
 //!
-//! - Binary retrieve on a plain socket: `std::io::copy` from a `Take<&File>` to the
-//!   `TcpStream`, which Linux runs as `sendfile` (zero-copy), [`SENDFILE_CHUNK`] at a time.
-//!   The socket has a [`DATA_SLICE`] send timeout so a client that stops reading cannot hold
-//!   the thread past the next control check; progress is read back from the file offset.
+//! - Binary retrieve on a plain socket on Linux: `sendfile(2)` from the file to the socket
+//!   (zero-copy), [`SENDFILE_CHUNK`] at a time, see [`sendfile`]. (`std::io::copy` from a
+//!   `File` to a `TcpStream` no longer does this: recent std refuses file-to-socket
+//!   `sendfile` because a change to the file after the call could still reach the socket.
+//!   For a file server that is the usual trade, as in nginx and vsftpd.) The socket has a
+//!   [`DATA_SLICE`] send timeout so a client that stops reading cannot hold the thread past
+//!   the next control check.
 //! - Everything else (TYPE A, listings, later TLS) goes through a buffer: TYPE A applies the
 //!   core's codecs.
 //! - Uploads read into a fixed [`UPLOAD_BUFFER`] and write to the file: bounded memory.
@@ -37,7 +40,7 @@ pub const SENDFILE_CHUNK: u64 = 8 * 1024 * 1024;
 /// Size of the buffer of uploads and of buffered retrieves.
 pub const UPLOAD_BUFFER: usize = 256 * 1024;
 /// Longest a data socket call blocks before the control connection is looked at again.
-pub const DATA_SLICE: Duration = Duration::from_millis(100);
+pub const DATA_SLICE: Duration = Duration::from_millis(50);
 /// How often the control connection is looked at while data flows.
 pub const CONTROL_CHECK_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -359,21 +362,16 @@ impl Connection<'_> {
                 break;
             };
             let want = flow.pacer.chunk(SENDFILE_CHUNK).min(end - pos);
-            let r = io::copy(&mut reader.take(want), tcp);
-            let now_pos = reader
-                .stream_position()
-                .map_err(|e| TransferError::Storage(map_io_error(&e)))?;
-            let moved = now_pos.saturating_sub(pos);
-            pos = now_pos;
-            match r {
+            let before = pos;
+            match sendfile(tcp, file, &mut pos, want as usize) {
                 // The file got shorter while it was sent: what there was has been sent.
-                Ok(0) if moved == 0 => break,
+                Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => {}
                 Err(e) if is_connection_error(&e) => return Err(lost(&e)),
                 Err(e) => return Err(TransferError::Storage(map_io_error(&e))),
             }
-            self.tick(flow, moved)?;
+            self.tick(flow, pos - before)?;
         }
         Ok(())
     }
@@ -444,6 +442,50 @@ impl Connection<'_> {
     }
 }
 
+/// Sends up to `count` bytes of `file`, starting at `*offset`, to `socket` with `sendfile(2)`,
+/// and advances `*offset` by the bytes sent (the file's own position is not used).
+///
+/// A send timeout on the socket makes it return early (with the bytes sent so far, or a
+/// `WouldBlock` error when there were none).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+pub fn sendfile(
+    socket: &std::net::TcpStream,
+    file: &File,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    extern "C" {
+        // off_t is 64 bits on every 64-bit Linux C library.
+        fn sendfile(out_fd: i32, in_fd: i32, offset: *mut i64, count: usize) -> isize;
+    }
+    let mut off = i64::try_from(*offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    // SAFETY: both descriptors are open for the whole call (they are borrowed from live
+    // objects), and `off` is a valid, exclusive pointer to an i64 for the whole call.
+    let n = unsafe { sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *offset = u64::try_from(off).unwrap_or(*offset);
+    Ok(n as usize)
+}
+
+/// Elsewhere: a buffered copy with the same contract as the Linux `sendfile`.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+pub fn sendfile(
+    mut socket: &std::net::TcpStream,
+    file: &File,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; count.min(UPLOAD_BUFFER)];
+    let n = file.read_at(&mut buf, *offset)?;
+    let sent = socket.write(&buf[..n])?;
+    *offset += sent as u64;
+    Ok(sent)
+}
+
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -475,6 +517,27 @@ fn describe(plan: &TransferPlan) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sendfile_sends_from_the_offset() {
+        use std::net::{TcpListener, TcpStream};
+        let path = std::env::temp_dir().join(format!("wharf-sendfile-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tx = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut rx, _) = l.accept().unwrap();
+        let mut off = 3;
+        assert_eq!(sendfile(&tx, &file, &mut off, 4).unwrap(), 4);
+        assert_eq!(off, 7);
+        assert_eq!(sendfile(&tx, &file, &mut off, 100).unwrap(), 3);
+        assert_eq!(sendfile(&tx, &file, &mut off, 100).unwrap(), 0);
+        drop(tx);
+        let mut got = String::new();
+        rx.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "3456789");
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn pacer_spreads_bytes_over_time() {

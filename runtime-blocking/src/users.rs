@@ -355,20 +355,14 @@ pub fn parse_users(
 
 /// The text of one `[[user]]` entry, to append to a users file.
 pub fn user_entry_toml(name: &str, hash: &str, home: &Path, write: bool) -> String {
-    let mut t = toml::Table::new();
-    t.insert("name".into(), toml::Value::String(name.into()));
-    t.insert("password".into(), toml::Value::String(hash.into()));
-    t.insert(
-        "home".into(),
-        toml::Value::String(home.to_string_lossy().into_owned()),
-    );
-    t.insert("write".into(), toml::Value::Boolean(write));
-    let mut doc = toml::Table::new();
-    doc.insert(
-        "user".into(),
-        toml::Value::Array(vec![toml::Value::Table(t)]),
-    );
-    toml::to_string(&doc).unwrap_or_default()
+    // A TOML value's Display is its quoted, escaped form.
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    format!(
+        "[[user]]\nname = {}\npassword = {}\nhome = {}\nwrite = {write}\n",
+        q(name),
+        q(hash),
+        q(&home.to_string_lossy())
+    )
 }
 
 #[cfg(test)]
