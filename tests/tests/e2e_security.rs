@@ -203,13 +203,16 @@ fn symlinks_leading_out_of_the_root_are_refused() {
     assert_eq!(data, b"fine\n");
 }
 
-/// Waits `wait` for a connection on a non-blocking listener.
-fn accepts_within(l: &TcpListener, wait: Duration) -> Option<SocketAddr> {
+/// Waits at most `wait` for a connection on a listener (polled without blocking).
+fn accepts_within(l: &TcpListener, wait: Duration) -> Option<(TcpStream, SocketAddr)> {
     l.set_nonblocking(true).unwrap();
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         match l.accept() {
-            Ok((_, peer)) => return Some(peer),
+            Ok((s, peer)) => {
+                s.set_nonblocking(false).unwrap();
+                return Some((s, peer));
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 thread::sleep(Duration::from_millis(20))
             }
@@ -252,7 +255,7 @@ fn port_and_eprt_to_another_address_are_refused() {
     assert!((500..600).contains(&r.code), "EPRT to {target}: {r}");
     let r = c.cmd("LIST");
     assert_ne!(r.code / 100, 1, "LIST after a refused EPRT started: {r}");
-    if let Some(peer) = accepts_within(&victim, Duration::from_millis(1500)) {
+    if let Some((_, peer)) = accepts_within(&victim, Duration::from_millis(1500)) {
         panic!("the server connected to {target} from {peer}: FTP bounce");
     }
 
@@ -264,10 +267,12 @@ fn port_and_eprt_to_another_address_are_refused() {
     let own = TcpListener::bind("127.0.0.1:0").unwrap();
     let r = c.cmd(&format!("PORT {}", port_arg(own.local_addr().unwrap())));
     assert_eq!(r.code, 200, "PORT to the client's own address: {r}");
+    assert_eq!(c.cmd("TYPE I").code, 200);
     let r = c.cmd("RETR f.txt");
     assert_eq!(r.code, 150, "RETR over PORT: {r}");
-    own.set_nonblocking(false).unwrap();
-    let (data, _) = own.accept().expect("the server's active connection");
+    let (data, peer) =
+        accepts_within(&own, IO_TIMEOUT).expect("no active data connection from the server");
+    assert!(peer.ip().is_loopback(), "active connection from {peer}");
     let bytes = read_to_end_timeout(data, IO_TIMEOUT).unwrap();
     assert_eq!(bytes, b"data\n");
     assert_eq!(c.reply().code, 226);
@@ -343,6 +348,7 @@ fn passive_connection_from_another_address_is_refused() {
     let _ = thief.kill();
     let _ = thief.wait();
     let result = result.expect("thief.py gave no result");
+    println!("thief: {first}; {result}");
     assert!(
         result == "result closed bytes=0" || result == "result reset bytes=0",
         "the connection from 127.0.0.2 was not refused: {result}"
