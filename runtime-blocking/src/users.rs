@@ -26,12 +26,12 @@
 //! logins (2,000 at concurrency 200) does not spend most of its time hashing. Hashes carry
 //! their parameters (PHC string), so a file made with stronger parameters keeps working.
 
-use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use wharf_core::{Account, LoginError};
 
 use crate::config::ConfigError;
@@ -51,8 +51,13 @@ pub fn hash_params() -> Params {
     Params::new(HASH_M_KIB, HASH_T, HASH_P, None).unwrap_or_default()
 }
 
-fn hasher() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, hash_params())
+/// The process-wide verification gate: one permit (and one memory area) per CPU.
+pub fn gate() -> &'static VerifyGate {
+    static GATE: OnceLock<VerifyGate> = OnceLock::new();
+    GATE.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        VerifyGate::new(cpus)
+    })
 }
 
 /// Hashes a password into a PHC string (`$argon2id$...`) with a fresh random salt.
@@ -60,10 +65,38 @@ pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
     rng::fill_secure(&mut salt).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    let mut raw_salt = [0u8; 16];
+    let raw_salt = salt.decode_b64(&mut raw_salt).map_err(|e| e.to_string())?;
+    let params = hash_params();
+    let blocks = params.block_count();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let mut out = [0u8; 32];
+    gate().run(|memory| {
+        grow(memory, blocks);
+        argon
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                raw_salt,
+                &mut out,
+                &mut memory[..blocks],
+            )
+            .map_err(|e| e.to_string())
+    })?;
+    let out = Output::new(&out).map_err(|e| e.to_string())?;
+    // Output and SaltString display as unpadded B64, as the PHC string format wants.
+    Ok(format!(
+        "$argon2id$v=19$m={HASH_M_KIB},t={HASH_T},p={HASH_P}${}${out}",
+        salt.as_str()
+    ))
+}
+
+/// Makes `memory` hold at least `blocks` blocks, writing them so the pages are resident now
+/// (a fixed cost at start rather than page faults in the first logins).
+fn grow(memory: &mut Vec<Block>, blocks: usize) {
+    if memory.len() < blocks {
+        memory.reserve_exact(blocks - memory.len());
+        memory.resize(blocks, Block::default());
+    }
 }
 
 /// Whether `password` matches the PHC string `hash`, computing in `memory` (grown when the
@@ -90,9 +123,7 @@ fn verify_in(hash: &str, password: &str, memory: &mut Vec<Block>) -> bool {
         return false;
     };
     let blocks = params.block_count();
-    if memory.len() < blocks {
-        memory.resize(blocks, Block::default());
-    }
+    grow(memory, blocks);
     let mut out = [0u8; 64];
     let Some(out) = out.get_mut(..expected.len()) else {
         return false;
@@ -131,6 +162,16 @@ impl VerifyGate {
         VerifyGate {
             free: Mutex::new((0..n.max(1)).map(|_| Vec::new()).collect()),
             cv: Condvar::new(),
+        }
+    }
+
+    /// Makes every permit's memory ready for hashes with the default parameters (see
+    /// [`grow`]), holding all permits meanwhile.
+    pub fn warm_up(&self) {
+        let blocks = hash_params().block_count();
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        for memory in free.iter_mut() {
+            grow(memory, blocks);
         }
     }
 
@@ -196,7 +237,6 @@ pub struct UserStore {
     users: HashMap<String, UserEntry>,
     anonymous_root: Option<PathBuf>,
     dummy_hash: String,
-    gate: VerifyGate,
 }
 
 impl UserStore {
@@ -205,12 +245,11 @@ impl UserStore {
         let mut dummy = [0u8; 24];
         rng::fill_secure(&mut dummy).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
         let dummy: String = dummy.iter().map(|b| format!("{b:02x}")).collect();
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        gate().warm_up();
         Ok(UserStore {
             users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
             anonymous_root,
             dummy_hash: hash_password(&dummy)?,
-            gate: VerifyGate::new(cpus),
         })
     }
 
@@ -253,7 +292,7 @@ impl UserStore {
         let entry = self.users.get(user);
         let hash = entry.map_or(self.dummy_hash.as_str(), |e| e.password_hash.as_str());
         *verifications += 1;
-        let ok = self.gate.run(|memory| verify_in(hash, password, memory));
+        let ok = gate().run(|memory| verify_in(hash, password, memory));
         match entry {
             Some(e) if ok => {
                 let mut account = Account::new(e.name.clone());
@@ -430,6 +469,11 @@ mod tests {
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=1,p=1$"), "{h}");
         assert!(verify(&h, "pw"));
         assert!(!verify(&h, "pW"));
+        // The reference implementation agrees.
+        use argon2::PasswordVerifier;
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"pW", &parsed).is_err());
         assert!(!verify("not a hash", "pw"));
         // Salts differ.
         assert_ne!(h, hash_password("pw").unwrap());
