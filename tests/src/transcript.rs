@@ -1,6 +1,6 @@
-//! The transcript runner: plays a `tests/transcripts/*.ftp` file against a [`Session`] driven
-//! by the core's test kit ([`wharf_core::testkit::Harness`]: in-memory files, a user table and a
-//! clock that moves only when told) and checks every reply.
+//! The transcript runner: plays a `tests/transcripts/*.ftp` file against a
+//! [`wharf_core::Session`] driven by the core's test kit ([`wharf_core::testkit::Harness`]:
+//! in-memory files, a user table and a clock that moves only when told) and checks every reply.
 //!
 //! # Format
 //!
