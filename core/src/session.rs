@@ -94,6 +94,9 @@ struct ListRequest {
     target: VirtualPath,
     /// A glob on the last component, if any.
     pattern: Option<String>,
+    /// Set when the target turned out to be a file: list its directory, keeping only this
+    /// name (so that the date column is judged against the wall clock like any listing).
+    exact: Option<String>,
     /// For NLST of a glob: the directory part as the client wrote it, prefixed to each name.
     prefix: String,
 }
@@ -938,7 +941,7 @@ impl Session {
             }
         } else if name.eq_ignore_ascii_case("MLST") {
             let chosen = self.facts.select(value);
-            self.reply(200, &format!("MLST OPTS {chosen}"));
+            self.reply(200, format!("MLST OPTS {chosen}").trim_end());
         } else {
             self.reply(501, "Option not understood.");
         }
@@ -1282,7 +1285,11 @@ impl Session {
                     Representation::Ascii => "ASCII",
                     Representation::Binary => "BINARY",
                 };
-                let text = match (stored_as, t.size) {
+                // In TYPE A the wire size differs from the stored size: don't announce it.
+                let size = t
+                    .size
+                    .filter(|_| self.representation == Representation::Binary);
+                let text = match (stored_as, size) {
                     (Some(p), _) => format!("FILE: {}", p.file_name()),
                     (None, Some(n)) => {
                         format!(
@@ -1367,6 +1374,7 @@ impl Session {
             kind,
             target: target.clone(),
             pattern: pattern.map(str::to_owned),
+            exact: None,
             prefix: if pattern.is_some() {
                 dir_part.to_owned()
             } else {
@@ -1376,17 +1384,20 @@ impl Session {
         self.wait(ActionKind::Stat { path: target }, Pending::ListStat(req));
     }
 
-    fn list_stat_outcome(&mut self, req: ListRequest, info: FileInfo) {
+    fn list_stat_outcome(&mut self, mut req: ListRequest, info: FileInfo) {
         if info.is_dir() {
             let path = req.target.clone();
             self.wait(ActionKind::ReadDir { path }, Pending::ListRead(req, info));
             return;
         }
-        match req.kind {
-            ListKind::Mlsd => self.reply(501, "MLSD needs a directory; use MLST for a file."),
-            // A file: list it alone, as ls does.
-            _ => self.list_entries(req, None, vec![info], UnixTime(i64::MAX / 2)),
+        if req.kind == ListKind::Mlsd {
+            self.reply(501, "MLSD needs a directory; use MLST for a file.");
+            return;
         }
+        // A file: list it alone, as ls does, from its directory's entries.
+        req.exact = Some(req.target.file_name().to_owned());
+        let path = req.target.parent();
+        self.wait(ActionKind::ReadDir { path }, Pending::ListRead(req, info));
     }
 
     fn list_entries(
@@ -1398,6 +1409,9 @@ impl Session {
     ) {
         if let Some(p) = &req.pattern {
             entries.retain(|e| listing::glob_match(p, &e.name));
+        }
+        if let Some(name) = &req.exact {
+            entries.retain(|e| e.name == *name);
         }
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let mut text = String::with_capacity(entries.len() * 80);
@@ -1429,7 +1443,9 @@ impl Session {
             let mut body = format!("Status of {}:\n", req.target);
             body.push_str(&text.replace("\r\n", "\n"));
             body.push_str("End of status");
-            self.reply(213, &body);
+            // RFC 959: 212 is directory status, 213 file status.
+            let code = if req.exact.is_some() { 213 } else { 212 };
+            self.reply(code, &body);
             return;
         }
         let verb = match req.kind {
