@@ -30,7 +30,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (with no options: 127.0.0.1:2121, ./wharf-data, a generated user).
+    /// Run the server. With no options: 127.0.0.1:2121, serving ./wharf-data, with the
+    /// accounts of ./wharf-users.toml if it exists, else a generated user whose name and
+    /// password are printed.
     Serve(ServeArgs),
     /// Manage the users file.
     #[command(subcommand)]

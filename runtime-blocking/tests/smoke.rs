@@ -390,6 +390,21 @@ fn connections_beyond_the_limit_get_421() {
 }
 
 #[test]
+fn connections_beyond_the_per_address_limit_get_421() {
+    let server = Server::start(
+        "per-ip",
+        &["--user", "alice:secret", "--max-connections-per-ip", "1"],
+    );
+    let mut a = server.connect();
+    a.expect(220);
+    let mut b = server.connect();
+    let (code, text) = b.reply();
+    assert_eq!(code, 421, "{text}");
+    assert_eq!(text, "421 Too many connections (1); try again later.\r\n");
+    a.cmd("NOOP", 200);
+}
+
+#[test]
 fn generated_user_and_anonymous() {
     let server = Server::start("generated", &["--anonymous"]);
     let user = server.lines.iter().find_map(|l| l.strip_prefix("user: "));
@@ -508,4 +523,48 @@ fn config_file_users_and_check_config() {
     c.cmd("USER bob", 331);
     c.cmd("PASS nope", 530);
     c.expect(421);
+}
+
+#[test]
+fn bounded_waits_on_data_connections_and_idle_sessions() {
+    let dir = temp_dir("timeouts");
+    std::fs::write(
+        dir.join("wharf.toml"),
+        "listen = [\"127.0.0.1:0\"]\nroot = \"root\"\ndata_connect_timeout_secs = 1\n\
+         data_stall_timeout_secs = 1\nidle_timeout_secs = 2\n",
+    )
+    .unwrap();
+    let big = std::fs::File::create(dir.join("root/big.bin")).unwrap();
+    big.set_len(1024 * 1024 * 1024).unwrap();
+    drop(big);
+    let args: Vec<String> = ["serve", "--config", "wharf.toml", "--user", "alice:secret"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let server = Server::start_with(dir, &args);
+    let mut c = server.login();
+    c.cmd("TYPE I", 200);
+    // PASV, then nobody connects: 425 after the connect timeout.
+    c.cmd("PASV", 227);
+    let t = Instant::now();
+    c.send("RETR big.bin");
+    let text = c.expect(425);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(text.contains("did not connect"), "{text}");
+    // A client that stops reading: 426 once no byte moved for the stall timeout.
+    let _d = c.pasv();
+    c.cmd("RETR big.bin", 150);
+    let text = c.expect(426);
+    assert!(text.contains("no data moved"), "{text}");
+    // Nothing more: the idle timeout closes the session with 421.
+    let t = Instant::now();
+    let (code, _) = c.reply();
+    assert_eq!(code, 421);
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    let mut rest = String::new();
+    assert_eq!(c.reader.read_line(&mut rest).unwrap_or(0), 0);
 }
