@@ -1,6 +1,10 @@
 //! Transfers: opening the file (or taking the listing), getting the data connection, moving
 //! the bytes, and reporting `TransferStarted`, `TransferProgress` and `TransferEnded`.
 //!
+//! A retrieve opens its file first (a missing file is answered before any data connection);
+//! an upload gets its data connection first, so that a STOR whose data connection never comes
+//! does not truncate the existing file.
+//!
 //! While bytes move, the control connection is checked between chunks without blocking
 //! (at least every [`CONTROL_CHECK_INTERVAL`], and whenever the data connection makes no
 //! progress for [`DATA_SLICE`]) so that ABOR, STAT, NOOP and QUIT are answered mid-transfer;
@@ -29,6 +33,8 @@ use wharf_core::{
     ActionId, DataEndpoint, OutcomeKind, Representation, StorageError, StoreMode, TransferError,
     TransferKind, TransferPlan, VirtualPath,
 };
+
+use wharf_core::addr::canonical_ip;
 
 use crate::conn::{Connection, Interrupt};
 use crate::data::connect_active;
@@ -191,10 +197,16 @@ impl Connection<'_> {
                 )
             }
             TransferKind::Store { path, mode } => {
-                let (file, stored_as) = storage()?
+                // The data connection first: opening the file truncates it (STOR), which must
+                // not happen for an upload that then never gets its data connection.
+                storage()?;
+                let mut stream = self.open_data(flow, data)?;
+                let (file, stored_as) = self
+                    .storage
+                    .as_deref()
+                    .ok_or(TransferError::Storage(StorageError::PermissionDenied))?
                     .open_write(&path, mode)
                     .map_err(TransferError::Storage)?;
-                let mut stream = self.open_data(flow, data)?;
                 let unique = (mode == StoreMode::Unique).then_some(stored_as);
                 self.started(flow, unique)?;
                 self.receive(flow, &mut stream, file, representation)
@@ -259,7 +271,7 @@ impl Connection<'_> {
             }
             DataEndpoint::Active(addr) => connect_active(
                 addr,
-                self.local.ip(),
+                canonical_ip(self.local.ip()),
                 self.shared.settings.active_local_port,
                 timeout,
             )

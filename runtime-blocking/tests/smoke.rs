@@ -555,6 +555,15 @@ fn bounded_waits_on_data_connections_and_idle_sessions() {
         t.elapsed()
     );
     assert!(text.contains("did not connect"), "{text}");
+    // An upload whose data connection never comes leaves the existing file alone.
+    std::fs::write(server.root().join("keep.txt"), b"precious").unwrap();
+    c.cmd("PASV", 227);
+    c.send("STOR keep.txt");
+    c.expect(425);
+    assert_eq!(
+        std::fs::read(server.root().join("keep.txt")).unwrap(),
+        b"precious"
+    );
     // A client that stops reading: 426 once no byte moved for the stall timeout.
     let _d = c.pasv();
     c.cmd("RETR big.bin", 150);
