@@ -233,6 +233,21 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
     } else {
         None
     };
+    log::info!(
+        "serving {} to {} account(s){}; anonymous logins {}; at most {} connections",
+        settings.root.display(),
+        accounts.len(),
+        if settings.users_file.exists() {
+            format!(" (users file {})", settings.users_file.display())
+        } else {
+            String::new()
+        },
+        match &anonymous_root {
+            Some(r) => format!("on, read-only, in {}", r.display()),
+            None => "off".into(),
+        },
+        settings.max_connections
+    );
     let store = UserStore::new(accounts, anonymous_root).map_err(|e| vec![e])?;
     let server = Server::bind(Shared::new(settings, store)).map_err(|e| vec![e])?;
     let mut out = std::io::stdout().lock();
@@ -372,5 +387,64 @@ fn check_config(file: &Path) -> Result<(), Vec<String>> {
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        let mut argv = vec!["wharf", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("wharf-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("wharf.toml");
+        std::fs::write(
+            &file,
+            "max_connections = 9\npassive_ports = \"100-200\"\nroot = \"data\"\nidle_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let config = file.to_str().unwrap();
+        let s = settings_for(&serve_args(&["--config", config])).unwrap();
+        assert_eq!(s.max_connections, 9);
+        assert_eq!(s.root, dir.join("data"));
+        let s = settings_for(&serve_args(&[
+            "--config",
+            config,
+            "--max-connections",
+            "3",
+            "--passive-ports",
+            "7000",
+            "--root",
+            "elsewhere",
+            "--listen",
+            "127.0.0.1:0",
+            "--anonymous",
+        ]))
+        .unwrap();
+        assert_eq!(s.max_connections, 3);
+        assert_eq!(s.passive_ports.len(), 1);
+        assert_eq!(s.root, PathBuf::from("elsewhere"));
+        assert_eq!(s.listen, vec!["127.0.0.1:0".parse().unwrap()]);
+        assert!(s.anonymous);
+        // Keys without a flag keep the file's value.
+        assert_eq!(s.idle_timeout, std::time::Duration::from_secs(5));
+        let err = settings_for(&serve_args(&["--passive-ports", "9-1"])).unwrap_err();
+        assert_eq!(
+            err,
+            vec!["command line: --passive-ports: '9-1': the range runs backwards (9 > 1)"]
+        );
+        assert!(Cli::try_parse_from(["wharf", "serve", "--user", "nopassword"]).is_err());
+        assert!(Cli::try_parse_from(["wharf", "serve", "--listen", "nowhere"]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
