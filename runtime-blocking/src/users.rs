@@ -165,8 +165,8 @@ impl VerifyGate {
         }
     }
 
-    /// Makes every permit's memory ready for hashes with the default parameters (see
-    /// [`grow`]), holding all permits meanwhile.
+    /// Makes every permit's memory ready for hashes with the default parameters, writing it
+    /// so that its pages are resident from now on.
     pub fn warm_up(&self) {
         let blocks = hash_params().block_count();
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
