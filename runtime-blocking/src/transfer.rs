@@ -324,12 +324,17 @@ impl Connection<'_> {
         representation: Representation,
     ) -> Result<(), TransferError> {
         match (source, representation) {
-            (Source::File(file, len), Representation::Binary)
-                if stream.plain_tcp_mut().is_some() =>
-            {
-                self.sendfile(flow, stream, &file, len)?
-            }
-            (Source::File(mut file, _), representation) => {
+            (Source::File(mut file, len), representation) => {
+                if representation == Representation::Binary && stream.plain_tcp_mut().is_some() {
+                    match self.sendfile(flow, stream, &file, len)? {
+                        None => return stream.finish().map_err(|e| lost(&e)),
+                        // sendfile does not work with this file: go on with read and write.
+                        Some(pos) => {
+                            file.seek(std::io::SeekFrom::Start(pos))
+                                .map_err(|e| TransferError::Storage(map_io_error(&e)))?;
+                        }
+                    }
+                }
                 let mut encoder = (representation == Representation::Ascii).then(AsciiEncoder::new);
                 let mut buf = vec![0u8; UPLOAD_BUFFER / 4];
                 let mut wire = Vec::new();
@@ -356,14 +361,20 @@ impl Connection<'_> {
         stream.finish().map_err(|e| lost(&e))
     }
 
-    /// The zero-copy path: `sendfile` from the file to the socket.
+    /// The zero-copy path: `sendfile` from the file to the socket. Returns `None` when done,
+    /// or the file offset reached when the file turns out not to support `sendfile` (the
+    /// caller goes on from there with read and write).
     fn sendfile(
         &mut self,
         flow: &mut Flow,
         stream: &mut DataStream,
         file: &File,
         len: u64,
-    ) -> Result<(), TransferError> {
+    ) -> Result<Option<u64>, TransferError> {
+        // Linux errno values of "this file cannot be sent that way".
+        const EINVAL: i32 = 22;
+        const ENOSYS: i32 = 38;
+        const EOPNOTSUPP: i32 = 95;
         let mut reader = file;
         let mut pos = reader
             .stream_position()
@@ -371,7 +382,7 @@ impl Connection<'_> {
         let end = pos + len;
         while pos < end {
             let Some(tcp) = stream.plain_tcp_mut() else {
-                break;
+                return Ok(Some(pos));
             };
             let want = flow.pacer.chunk(SENDFILE_CHUNK).min(end - pos);
             let before = pos;
@@ -381,11 +392,14 @@ impl Connection<'_> {
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => {}
                 Err(e) if is_connection_error(&e) => return Err(lost(&e)),
+                Err(e) if matches!(e.raw_os_error(), Some(EINVAL | ENOSYS | EOPNOTSUPP)) => {
+                    return Ok(Some(pos));
+                }
                 Err(e) => return Err(TransferError::Storage(map_io_error(&e))),
             }
             self.tick(flow, pos - before)?;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Writes all of `buf` to the data connection, watching the control connection.
