@@ -245,28 +245,34 @@ impl Pool {
 
     /// Hands the job to an idle worker or a new one; gives it back when neither can take it.
     fn run(&self, job: Job) -> Result<(), Job> {
-        let job = match self.tx.try_send(job) {
+        let mut job = match self.tx.try_send(job) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => job,
         };
+        // Every thread may exist already; since the job holds a slot, one of them is then
+        // finishing a connection (or ending after idling) and the wait is short. Bounded.
+        for _ in 0..100 {
+            if self.reserve_thread() {
+                return self.spawn(job);
+            }
+            job = match self.tx.send_timeout(job, Duration::from_millis(50)) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Timeout(job)) | Err(SendTimeoutError::Disconnected(job)) => {
+                    job
+                }
+            };
+        }
+        Err(job)
+    }
+
+    /// Counts one more thread if the pool is below its bound.
+    fn reserve_thread(&self) -> bool {
         let max = self.shared.settings.max_connections;
-        if self
-            .threads
+        self.threads
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
             .is_ok()
-        {
-            return self.spawn(job);
-        }
-        // Every thread exists; since the job holds a slot, one of them is finishing a
-        // connection and about to wait for the next.
-        match self.tx.send_timeout(job, Duration::from_secs(5)) {
-            Ok(()) => Ok(()),
-            Err(SendTimeoutError::Timeout(job)) | Err(SendTimeoutError::Disconnected(job)) => {
-                Err(job)
-            }
-        }
     }
 
     fn spawn(&self, job: Job) -> Result<(), Job> {
