@@ -9,9 +9,11 @@
 
 use crate::listing::FileInfo;
 use crate::path::VirtualPath;
+use crate::policy::IpFilter;
 use crate::time::UnixTime;
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 /// Names an action so that its outcome can find its way back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,10 +72,22 @@ pub enum ActionKind {
         /// The directory.
         path: VirtualPath,
     },
-    /// Create a directory (its parent must exist). Answer: [`OutcomeKind::Done`].
+    /// Create a directory (its parent must exist) and record its owner, group and mode
+    /// (in the file system where it can hold them, otherwise beside the data, so that they
+    /// survive a restart). Answer: [`OutcomeKind::Done`].
     MakeDir {
         /// The directory to create.
         path: VirtualPath,
+        /// Who owns it and its permission bits.
+        ownership: Ownership,
+    },
+    /// Change the permission bits recorded for an entry (SITE CHMOD). Answer:
+    /// [`OutcomeKind::Done`].
+    SetMode {
+        /// The entry.
+        path: VirtualPath,
+        /// The new bits (at most `0o777`).
+        mode: u32,
     },
     /// Remove an empty directory. Answer: [`OutcomeKind::Done`].
     RemoveDir {
@@ -133,6 +147,17 @@ pub enum ActionKind {
         /// The user the certificate maps to.
         user: String,
     },
+    /// A login accepted by [`OutcomeKind::Authenticated`] has ended (logout, REIN, USER for
+    /// another user, or refused by a login limit): release what the runtime counted for it.
+    /// If the runtime drops a session whose [`crate::Session::account`] is still `Some`, it
+    /// releases the login itself. No outcome.
+    LoginEnded,
+    /// Record an event (events log, external command, transfer log, statistics). No outcome.
+    /// Events of a finished transfer come after its final reply has been queued.
+    Notify(Event),
+    /// Information only the runtime holds, for an administrator's SITE command.
+    /// Answer: [`OutcomeKind::AdminInfo`].
+    AdminQuery(AdminQuery),
     /// Stop the transfer named `transfer` as soon as possible and close its data connection;
     /// it then ends with [`TransferError::Aborted`] (or normally, if it had already finished).
     /// No outcome of its own.
@@ -156,6 +181,20 @@ pub struct TransferPlan {
     pub rate_limit: Option<u64>,
     /// Whether the data connection is wrapped in TLS (PROT P).
     pub protection: DataProtection,
+    /// For uploads: who owns the file created (recorded as for [`ActionKind::MakeDir`]).
+    /// A file that existed keeps its owner and mode.
+    pub ownership: Option<Ownership>,
+}
+
+/// Owner, group and permission bits of an entry a user creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    /// The owning user (for partner users, the name without the partner prefix).
+    pub owner: String,
+    /// The owning group (the user's partner, or the user's name when they have none).
+    pub group: String,
+    /// Permission bits, e.g. `0o444`.
+    pub mode: u32,
 }
 
 /// Protection of a data connection (RFC 4217 §9).
@@ -277,6 +316,8 @@ pub enum OutcomeKind {
         /// Bytes so far.
         bytes: u64,
     },
+    /// The answer to an [`ActionKind::AdminQuery`].
+    AdminInfo(Result<AdminInfo, String>),
     /// The TLS handshake on the control connection finished (or failed: the runtime closes the
     /// connection after reporting it).
     TlsEstablished(Result<TlsInfo, String>),
@@ -304,36 +345,300 @@ impl TlsInfo {
     }
 }
 
-/// A logged-in user as the runtime's user store describes them.
+/// A logged-in user as the runtime's user store describes them, with the counts of logins
+/// the runtime holds (this one included) so that the session can apply the login limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Account {
-    /// The name to show (in STAT, logs).
+    /// The login name (`partner/user`, or `user` for a user of no partner).
     pub name: String,
+    /// The user's name as owners are recorded: the login name without the partner prefix.
+    pub user: String,
+    /// The partner (group) the user belongs to.
+    pub partner: Option<String>,
     /// Logged in as anonymous.
     pub anonymous: bool,
-    /// May create, change and delete files and directories.
+    /// May create, change and delete files and directories (still subject to the entries'
+    /// permission bits). `false` makes the account read-only.
     pub write: bool,
+    /// May use SITE WHO, SITE STAT and SITE DESCUSER.
+    pub admin: bool,
+    /// Idle time before the session is closed; `None` uses the server's.
+    pub idle_timeout: Option<Duration>,
+    /// Upload limit in bytes per second; `None` for none.
+    pub upload_rate: Option<u64>,
+    /// Download limit in bytes per second; `None` for none.
+    pub download_rate: Option<u64>,
+    /// Most simultaneous logins of this user; `None` for no limit.
+    pub max_logins: Option<u32>,
+    /// Most simultaneous logins of this user from one address; `None` for no limit.
+    pub max_logins_per_ip: Option<u32>,
+    /// Addresses this user may log in from (empty: any).
+    pub ip_filter: IpFilter,
+    /// The partner's allow/deny list, checked at login.
+    pub partner_ip_filter: IpFilter,
+    /// Folders that always exist and can be neither deleted nor renamed (Inbox, Outbox).
+    pub fixed_folders: Vec<VirtualPath>,
+    /// Mode of files this user uploads. Default `0o644`.
+    pub file_mode: u32,
+    /// Mode of directories this user creates. Default `0o755`.
+    pub dir_mode: u32,
+    /// Logins the runtime counts now, this one included.
+    pub sessions: LoginCounts,
+}
+
+/// Logins the runtime holds at the moment of a new login, the new one included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoginCounts {
+    /// All logged-in sessions.
+    pub total: u32,
+    /// Anonymous sessions.
+    pub anonymous: u32,
+    /// Sessions from the same client address.
+    pub from_ip: u32,
+    /// Sessions of the same user.
+    pub user: u32,
+    /// Sessions of the same user from the same client address.
+    pub user_from_ip: u32,
 }
 
 impl Account {
-    /// A named account with write permission.
+    /// A named account with write permission and no limits.
     pub fn new(name: impl Into<String>) -> Account {
+        let name = name.into();
+        let (partner, user) = match name.split_once('/') {
+            Some((p, u)) => (Some(p.to_owned()), u.to_owned()),
+            None => (None, name.clone()),
+        };
         Account {
-            name: name.into(),
+            name,
+            user,
+            partner,
             anonymous: false,
             write: true,
+            admin: false,
+            idle_timeout: None,
+            upload_rate: None,
+            download_rate: None,
+            max_logins: None,
+            max_logins_per_ip: None,
+            ip_filter: IpFilter::default(),
+            partner_ip_filter: IpFilter::default(),
+            fixed_folders: Vec::new(),
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            sessions: LoginCounts::default(),
         }
     }
 
     /// The anonymous account: read-only.
     pub fn anonymous() -> Account {
-        Account {
-            name: "anonymous".into(),
-            anonymous: true,
-            write: false,
+        let mut a = Account::new("anonymous");
+        a.anonymous = true;
+        a.write = false;
+        a
+    }
+
+    /// The group new entries get: the partner, or the user's own name.
+    pub fn group(&self) -> &str {
+        self.partner.as_deref().unwrap_or(&self.user)
+    }
+}
+
+/// Something that happened in a session, for the events log, the external command, the
+/// transfer log and the statistics. The runtime adds the time and its session id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The login name, once known.
+    pub user: Option<String>,
+    /// The user's partner.
+    pub partner: Option<String>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The path concerned (the source of a rename).
+    pub path: Option<VirtualPath>,
+    /// The destination of a rename.
+    pub to: Option<VirtualPath>,
+    /// Bytes transferred.
+    pub size: Option<u64>,
+    /// How long a transfer took.
+    pub duration: Option<Duration>,
+    /// Representation of a transfer (for the transfer log).
+    pub representation: Option<Representation>,
+    /// Why it failed, for failures.
+    pub reason: Option<String>,
+}
+
+/// The kinds of [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A client connected (`reason` is set when the connection was refused).
+    Connect,
+    /// A user logged in.
+    Login,
+    /// A login failed (`reason` says why).
+    LoginFailed,
+    /// A user logged out, or their connection ended.
+    Logout,
+    /// A whole file arrived (sent after the 226).
+    UploadComplete,
+    /// An upload did not complete; what arrived must not be taken as the file.
+    UploadFailed,
+    /// A file was fetched whole (sent after the 226).
+    DownloadComplete,
+    /// A download did not complete.
+    DownloadFailed,
+    /// A file was deleted.
+    Delete,
+    /// A file or directory was renamed (`path` → `to`).
+    Rename,
+    /// A directory was created.
+    Mkdir,
+    /// A directory was removed.
+    Rmdir,
+}
+
+impl EventKind {
+    /// The name used in the events log: `upload_complete`, `login_failed`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Connect => "connect",
+            EventKind::Login => "login",
+            EventKind::LoginFailed => "login_failed",
+            EventKind::Logout => "logout",
+            EventKind::UploadComplete => "upload_complete",
+            EventKind::UploadFailed => "upload_failed",
+            EventKind::DownloadComplete => "download_complete",
+            EventKind::DownloadFailed => "download_failed",
+            EventKind::Delete => "delete",
+            EventKind::Rename => "rename",
+            EventKind::Mkdir => "mkdir",
+            EventKind::Rmdir => "rmdir",
         }
     }
+}
+
+/// What an administrator's SITE command asks of the runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminQuery {
+    /// SITE WHO: the logged-in sessions.
+    Who,
+    /// SITE STAT: the server's statistics.
+    Stat,
+    /// SITE DESCUSER: one user's settings.
+    DescribeUser(String),
+}
+
+/// The runtime's answer to an [`AdminQuery`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminInfo {
+    /// For SITE WHO.
+    Who(Vec<SessionSummary>),
+    /// For SITE STAT.
+    Stat(ServerStats),
+    /// For SITE DESCUSER; `None` when there is no such user.
+    User(Option<UserSummary>),
+}
+
+/// One logged-in session, for SITE WHO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionSummary {
+    /// The login name.
+    pub user: String,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// When the user logged in.
+    pub login_time: UnixTime,
+    /// When the session last received a command.
+    pub last_command: UnixTime,
+}
+
+impl SessionSummary {
+    /// A summary line's data.
+    pub fn new(
+        user: String,
+        peer: SocketAddr,
+        login_time: UnixTime,
+        last_command: UnixTime,
+    ) -> Self {
+        SessionSummary {
+            user,
+            peer,
+            login_time,
+            last_command,
+        }
+    }
+}
+
+/// Server statistics since start, for SITE STAT.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// When the server started.
+    pub start_time: UnixTime,
+    /// Files uploaded whole.
+    pub uploads: u64,
+    /// Files downloaded whole.
+    pub downloads: u64,
+    /// Files deleted.
+    pub deletes: u64,
+    /// Bytes received.
+    pub bytes_up: u64,
+    /// Bytes sent.
+    pub bytes_down: u64,
+    /// Directories created.
+    pub dirs_created: u64,
+    /// Directories removed.
+    pub dirs_removed: u64,
+    /// Logged-in sessions now.
+    pub logins_current: u64,
+    /// Logins since start.
+    pub logins_total: u64,
+    /// Anonymous sessions now.
+    pub anonymous_current: u64,
+    /// Anonymous logins since start.
+    pub anonymous_total: u64,
+    /// Open connections now.
+    pub connections_current: u64,
+    /// Connections since start.
+    pub connections_total: u64,
+}
+
+/// One user's settings, for SITE DESCUSER (never the password).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserSummary {
+    /// The login name.
+    pub name: String,
+    /// The partner, if any.
+    pub partner: Option<String>,
+    /// Whether the account may log in.
+    pub enabled: bool,
+    /// Home directory (on the server's file system).
+    pub home: String,
+    /// Write permission.
+    pub write: bool,
+    /// Administrator.
+    pub admin: bool,
+    /// Idle time in seconds (`None`: the server's).
+    pub idle_time: Option<u64>,
+    /// Upload rate limit, bytes/s.
+    pub upload_rate: Option<u64>,
+    /// Download rate limit, bytes/s.
+    pub download_rate: Option<u64>,
+    /// Most simultaneous logins.
+    pub max_logins: Option<u32>,
+    /// Most simultaneous logins per address.
+    pub max_logins_per_ip: Option<u32>,
+    /// Allowed addresses (empty: any).
+    pub allowed_ips: Vec<String>,
 }
 
 /// Why a login was refused.

@@ -3,6 +3,7 @@
 //! Shared by every session (`Arc<Config>`). The runtime fills it from its TOML file and flags;
 //! the defaults here are the documented defaults of the server.
 
+use crate::policy::IpFilter;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -85,6 +86,18 @@ pub struct Config {
     /// A protected data connection must resume the TLS session of its control connection;
     /// otherwise whoever connects to the passive port first could take the data. Default true.
     pub require_tls_session_reuse: bool,
+    /// Most logged-in sessions overall (partner gateways' maxLogins); 0 = unlimited. Default 0.
+    pub max_logins: u32,
+    /// Most anonymous sessions; 0 = unlimited. Default 0.
+    pub max_anonymous_logins: u32,
+    /// Most logged-in sessions from one client address; 0 = unlimited. Default 0.
+    pub max_logins_per_ip: u32,
+    /// Server-wide allow/deny list, checked when a client connects (421 and close).
+    /// Default: everyone.
+    pub ip_filter: IpFilter,
+    /// Whether SITE CHMOD is allowed (for an entry's owner, on an account with write
+    /// permission, bits within 0o777). Default true.
+    pub site_chmod: bool,
 }
 
 impl Config {
@@ -132,6 +145,11 @@ impl Default for Config {
             tls_overrides: HashMap::new(),
             allow_ccc: false,
             require_tls_session_reuse: true,
+            max_logins: 0,
+            max_anonymous_logins: 0,
+            max_logins_per_ip: 0,
+            ip_filter: IpFilter::default(),
+            site_chmod: true,
         }
     }
 }

@@ -317,7 +317,9 @@ pub fn perm_fact(
             }
         }
     }
-    p
+    let mut letters: Vec<char> = p.chars().collect();
+    letters.sort_unstable();
+    letters.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -408,6 +410,8 @@ mod tests {
         let odd = entry(FileKind::File, "alice", "acme", 0o044);
         assert!(!allowed(alice, &odd, Access::Read));
         assert_eq!(perm_fact(alice, Some(&outbox), &upload, false), "dfr");
+        let own_dir = entry(FileKind::Dir, "alice", "acme", 0o755);
+        assert_eq!(perm_fact(alice, Some(&outbox), &own_dir, false), "cdeflmp");
         assert_eq!(perm_fact(alice, None, &inbox, true), "el");
         let sticky = entry(FileKind::Dir, "root", "root", 0o1777);
         let bobs = entry(FileKind::File, "bob", "acme", 0o644);

@@ -37,8 +37,10 @@
 //! recorded in [`Harness::anomalies`]; fuzz targets and properties assert there is none.
 
 use crate::action::{
-    Account, Action, ActionId, ActionKind, DataEndpoint, LoginError, Outcome, OutcomeKind,
-    Representation, StorageError, StoreMode, TlsInfo, TransferError, TransferKind, TransferPlan,
+    Account, Action, ActionId, ActionKind, AdminInfo, AdminQuery, DataEndpoint, Event, EventKind,
+    LoginCounts, LoginError, Outcome, OutcomeKind, Ownership, Representation, ServerStats,
+    SessionSummary, StorageError, StoreMode, TlsInfo, TransferError, TransferKind, TransferPlan,
+    UserSummary,
 };
 use crate::codec::{AsciiDecoder, AsciiEncoder};
 use crate::config::Config;
@@ -63,6 +65,8 @@ pub const MAX_RECORDED_TRANSFERS: usize = 64;
 pub const DEFAULT_CAPACITY: u64 = 64 << 20;
 /// Most entries (files and directories) a [`MemFs`] holds.
 pub const MAX_ENTRIES: usize = 100_000;
+/// Events kept in [`Harness::events`].
+pub const MAX_RECORDED_EVENTS: usize = 1_000;
 /// The first port [`ActionKind::ListenPassive`] answers with.
 pub const FIRST_PASSIVE_PORT: u16 = 50_000;
 
@@ -166,9 +170,10 @@ pub struct Entry {
     pub modified: UnixTime,
     /// Permission bits, e.g. `0o644`.
     pub mode: u32,
-    /// Owner name.
+    /// Owner name; empty means "the owner of the home": the logged-in user (or `ftp` for
+    /// anonymous), as the runtime reports entries it has no recorded owner for.
     pub owner: String,
-    /// Group name.
+    /// Group name; empty means the home owner's group, as for `owner`.
     pub group: String,
     /// Inode number, for the MLSD `unique` fact.
     pub ino: u64,
@@ -187,6 +192,7 @@ pub struct MemFs {
     capacity: u64,
     next_ino: u64,
     clock: UnixTime,
+    home_owner: (String, String),
 }
 
 impl Default for MemFs {
@@ -241,6 +247,7 @@ impl MemFs {
             capacity,
             next_ino: 2,
             clock: default_wall_clock(),
+            home_owner: ("ftp".into(), "ftp".into()),
         };
         let root = fs.new_entry(Node::Dir);
         fs.entries.insert("/".into(), root);
@@ -344,8 +351,8 @@ impl MemFs {
             node,
             modified: self.clock,
             mode,
-            owner: "ftp".into(),
-            group: "ftp".into(),
+            owner: String::new(),
+            group: String::new(),
             ino,
         }
     }
@@ -404,7 +411,31 @@ impl MemFs {
         Ok(())
     }
 
-    fn info(path: &str, e: &Entry) -> FileInfo {
+    /// Who entries without a recorded owner belong to (the harness sets it at login).
+    pub fn set_home_owner(&mut self, owner: &str, group: &str) {
+        self.home_owner = (owner.to_owned(), group.to_owned());
+    }
+
+    /// Records the owner, group and mode of an entry the session created.
+    fn set_ownership(&mut self, path: &str, o: &Ownership) {
+        if let Some(e) = self.entries.get_mut(path) {
+            e.owner = o.owner.clone();
+            e.group = o.group.clone();
+            e.mode = o.mode;
+        }
+    }
+
+    /// Changes the mode of an entry ([`ActionKind::SetMode`]).
+    pub fn set_mode(&mut self, path: &str, mode: u32) -> Result<(), StorageError> {
+        let e = self
+            .entries
+            .get_mut(&key(path))
+            .ok_or(StorageError::NotFound)?;
+        e.mode = mode;
+        Ok(())
+    }
+
+    fn info(&self, path: &str, e: &Entry) -> FileInfo {
         let (kind, size, nlink) = match &e.node {
             Node::Dir => (FileKind::Dir, 4096, 2),
             Node::File(d) => (FileKind::File, d.len() as u64, 1),
@@ -413,8 +444,16 @@ impl MemFs {
         info.size = size;
         info.modified = e.modified;
         info.mode = e.mode;
-        info.owner = e.owner.clone();
-        info.group = e.group.clone();
+        info.owner = if e.owner.is_empty() {
+            self.home_owner.0.clone()
+        } else {
+            e.owner.clone()
+        };
+        info.group = if e.group.is_empty() {
+            self.home_owner.1.clone()
+        } else {
+            e.group.clone()
+        };
         info.nlink = nlink;
         info.unique = Some((0x801, e.ino));
         info
@@ -423,7 +462,7 @@ impl MemFs {
     /// Metadata of `path` ([`ActionKind::Stat`]).
     pub fn stat(&self, path: &str) -> Result<FileInfo, StorageError> {
         let e = self.entries.get(path).ok_or(StorageError::NotFound)?;
-        Ok(MemFs::info(path, e))
+        Ok(self.info(path, e))
     }
 
     fn children(&self, dir: &str) -> impl Iterator<Item = (&String, &Entry)> {
@@ -449,10 +488,7 @@ impl MemFs {
             }) => return Err(StorageError::NotADirectory),
             Some(_) => {}
         }
-        Ok(self
-            .children(path)
-            .map(|(k, e)| MemFs::info(k, e))
-            .collect())
+        Ok(self.children(path).map(|(k, e)| self.info(k, e)).collect())
     }
 
     /// Creates one directory whose parent exists ([`ActionKind::MakeDir`]).
@@ -644,7 +680,7 @@ struct Running {
 #[derive(Clone, Debug)]
 struct UserEntry {
     password: String,
-    write: bool,
+    account: Account,
 }
 
 /// The passive listener the session has open.
@@ -704,12 +740,20 @@ impl HarnessBuilder {
     }
 
     /// Adds a user; `write` lets them change files.
-    pub fn user(mut self, name: &str, password: &str, write: bool) -> HarnessBuilder {
+    pub fn user(self, name: &str, password: &str, write: bool) -> HarnessBuilder {
+        let mut account = Account::new(name);
+        account.write = write;
+        self.user_account(password, account)
+    }
+
+    /// Adds a user described in full (partner, limits, fixed folders...); logs in by
+    /// `account.name`.
+    pub fn user_account(mut self, password: &str, account: Account) -> HarnessBuilder {
         self.users.insert(
-            name.to_owned(),
+            account.name.clone(),
             UserEntry {
                 password: password.to_owned(),
-                write,
+                account,
             },
         );
         self
@@ -777,6 +821,11 @@ impl HarnessBuilder {
             running: None,
             tls_stops: 0,
             anomalies: Vec::new(),
+            events: VecDeque::new(),
+            logins_held: 0,
+            other_sessions: LoginCounts::default(),
+            login_wall: None,
+            client_identity: None,
         };
         h.drive(0);
         h
@@ -811,6 +860,11 @@ pub struct Harness {
     running: Option<Running>,
     tls_stops: u32,
     anomalies: Vec<String>,
+    events: VecDeque<Event>,
+    logins_held: u32,
+    other_sessions: LoginCounts,
+    login_wall: Option<UnixTime>,
+    client_identity: Option<String>,
 }
 
 impl Harness {
@@ -1015,14 +1069,50 @@ impl Harness {
     // ----- what the test sets up ---------------------------------------------------------------
 
     /// Adds or replaces a user.
-    pub fn add_user(&mut self, name: &str, password: &str, write: bool) {
+    /// Adds a user described in full to a running harness.
+    pub fn add_user_account(&mut self, password: &str, account: Account) {
         self.users.insert(
-            name.to_owned(),
+            account.name.clone(),
             UserEntry {
                 password: password.to_owned(),
-                write,
+                account,
             },
         );
+    }
+
+    /// The events the session has emitted, oldest first (the most recent
+    /// [`MAX_RECORDED_EVENTS`]).
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter()
+    }
+
+    /// Takes the recorded events.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.drain(..).collect()
+    }
+
+    /// Logins the fake runtime counts as held by this session: 1 after a login, back to 0
+    /// after [`ActionKind::LoginEnded`]. Anything else is a leak or a double release.
+    pub fn logins_held(&self) -> u32 {
+        self.logins_held
+    }
+
+    /// Pretends other sessions are logged in, for the login limits: these counts are added
+    /// to this session's own at login.
+    pub fn set_other_sessions(&mut self, counts: LoginCounts) {
+        self.other_sessions = counts;
+    }
+
+    /// Makes the next TLS handshake report a verified client certificate for `identity`.
+    pub fn set_client_identity(&mut self, identity: Option<String>) {
+        self.client_identity = identity;
+    }
+
+    /// Adds a user to a running harness; `write` lets them change files.
+    pub fn add_user(&mut self, name: &str, password: &str, write: bool) {
+        let mut account = Account::new(name);
+        account.write = write;
+        self.add_user_account(password, account);
     }
 
     /// Turns anonymous login on or off.
@@ -1108,7 +1198,34 @@ impl Harness {
                 result: self.fs.read_dir(path.as_str()),
                 now: wall,
             },
-            ActionKind::MakeDir { path } => OutcomeKind::Done(self.fs.make_dir(path.as_str())),
+            ActionKind::MakeDir { path, ownership } => {
+                let r = self.fs.make_dir(path.as_str());
+                if r.is_ok() {
+                    self.fs.set_ownership(path.as_str(), &ownership);
+                }
+                OutcomeKind::Done(r)
+            }
+            ActionKind::SetMode { path, mode } => {
+                OutcomeKind::Done(self.fs.set_mode(path.as_str(), mode))
+            }
+            ActionKind::LoginEnded => {
+                if self.logins_held == 0 {
+                    self.anomaly("LoginEnded without a login held".into());
+                } else {
+                    self.logins_held -= 1;
+                }
+                self.fs.set_home_owner("ftp", "ftp");
+                self.login_wall = None;
+                return Vec::new();
+            }
+            ActionKind::Notify(event) => {
+                if self.events.len() >= MAX_RECORDED_EVENTS {
+                    self.events.pop_front();
+                }
+                self.events.push_back(event);
+                return Vec::new();
+            }
+            ActionKind::AdminQuery(q) => OutcomeKind::AdminInfo(Ok(self.admin_info(q))),
             ActionKind::RemoveDir { path } => OutcomeKind::Done(self.fs.remove_dir(path.as_str())),
             ActionKind::Delete { path } => OutcomeKind::Done(self.fs.delete(path.as_str())),
             ActionKind::Rename { from, to } => {
@@ -1124,7 +1241,9 @@ impl Harness {
             }
             ActionKind::Transfer(plan) => return self.start_transfer(id, plan),
             ActionKind::AbortTransfer { transfer } => return self.abort(transfer),
-            ActionKind::StartTls => OutcomeKind::TlsEstablished(Ok(TlsInfo::new(None))),
+            ActionKind::StartTls => {
+                OutcomeKind::TlsEstablished(Ok(TlsInfo::new(self.client_identity.clone())))
+            }
             ActionKind::StopTls => {
                 self.tls_stops += 1;
                 return Vec::new();
@@ -1133,22 +1252,108 @@ impl Harness {
         vec![Outcome::new(id, outcome)]
     }
 
-    fn authenticate(&self, user: &str, password: Option<&str>) -> Result<Account, LoginError> {
+    /// Checks a login as a runtime would, and on success counts it (this session's login plus
+    /// [`Harness::set_other_sessions`]) and makes the user the owner of un-owned entries.
+    fn authenticate(&mut self, user: &str, password: Option<&str>) -> Result<Account, LoginError> {
         if let Some(reason) = &self.users_unavailable {
             return Err(LoginError::Unavailable(reason.clone()));
         }
         let anonymous_name =
             user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp");
-        if anonymous_name && self.anonymous {
-            return Ok(Account::anonymous());
-        }
-        match self.users.get(user) {
-            Some(u) if password.is_none_or(|p| p == u.password) => {
-                let mut a = Account::new(user);
-                a.write = u.write;
-                Ok(a)
+        let mut account = if anonymous_name && self.anonymous {
+            Account::anonymous()
+        } else {
+            match self.users.get(user) {
+                Some(u) if password.is_none_or(|p| p == u.password) => u.account.clone(),
+                _ => return Err(LoginError::Invalid),
             }
-            _ => Err(LoginError::Invalid),
+        };
+        if self.logins_held != 0 {
+            self.anomaly("a second login counted while one is held".into());
+        }
+        self.logins_held += 1;
+        let o = self.other_sessions;
+        account.sessions = LoginCounts {
+            total: o.total + 1,
+            anonymous: o.anonymous + u32::from(account.anonymous),
+            from_ip: o.from_ip + 1,
+            user: o.user + 1,
+            user_from_ip: o.user_from_ip + 1,
+        };
+        if account.anonymous {
+            self.fs.set_home_owner("ftp", "ftp");
+        } else {
+            self.fs.set_home_owner(&account.user, account.group());
+        }
+        self.login_wall = Some(self.wall_now());
+        Ok(account)
+    }
+
+    /// What the fake runtime knows for SITE WHO / STAT / DESCUSER.
+    fn admin_info(&self, q: AdminQuery) -> AdminInfo {
+        match q {
+            AdminQuery::Who => {
+                let now = self.wall_now();
+                let who = self
+                    .session
+                    .account()
+                    .map(|a| {
+                        SessionSummary::new(
+                            a.name.clone(),
+                            self.session.peer(),
+                            self.login_wall.unwrap_or(now),
+                            now,
+                        )
+                    })
+                    .into_iter()
+                    .collect();
+                AdminInfo::Who(who)
+            }
+            AdminQuery::Stat => {
+                let mut s = ServerStats {
+                    start_time: self.wall_base,
+                    connections_current: 1,
+                    connections_total: 1,
+                    logins_current: u64::from(self.logins_held),
+                    ..ServerStats::default()
+                };
+                for e in &self.events {
+                    let size = e.size.unwrap_or(0);
+                    match e.kind {
+                        EventKind::UploadComplete => {
+                            s.uploads += 1;
+                            s.bytes_up += size;
+                        }
+                        EventKind::DownloadComplete => {
+                            s.downloads += 1;
+                            s.bytes_down += size;
+                        }
+                        EventKind::Delete => s.deletes += 1,
+                        EventKind::Mkdir => s.dirs_created += 1,
+                        EventKind::Rmdir => s.dirs_removed += 1,
+                        EventKind::Login => s.logins_total += 1,
+                        _ => {}
+                    }
+                }
+                AdminInfo::Stat(s)
+            }
+            AdminQuery::DescribeUser(name) => AdminInfo::User(self.users.get(&name).map(|u| {
+                let a = &u.account;
+                UserSummary {
+                    name: a.name.clone(),
+                    partner: a.partner.clone(),
+                    enabled: true,
+                    home: format!("/srv/ftp/{}", a.name),
+                    write: a.write,
+                    admin: a.admin,
+                    idle_time: a.idle_timeout.map(|d| d.as_secs()),
+                    upload_rate: a.upload_rate,
+                    download_rate: a.download_rate,
+                    max_logins: a.max_logins,
+                    max_logins_per_ip: a.max_logins_per_ip,
+                    allowed_ips: a.ip_filter.allow.iter().map(ToString::to_string).collect(),
+                }
+            })),
         }
     }
 
@@ -1185,6 +1390,7 @@ impl Harness {
             kind,
             data: endpoint,
             representation,
+            ownership,
             ..
         } = plan;
         if self.running.is_some() {
@@ -1256,10 +1462,15 @@ impl Harness {
         }
         // The file is open: a store creates or truncates it now.
         if let Prepared::Receive { path, base } = &prepared {
+            let existed = self.fs.exists(path);
             if let Err(e) = self.fs.put_file(path, base.clone()) {
                 rec.result = Some(Err(TransferError::Storage(e.clone())));
                 self.push_record(rec);
                 return ended(0, Err(TransferError::Storage(e)));
+            }
+            // A new file gets the uploader's ownership; one that existed keeps its own.
+            if let (false, Some(o)) = (existed, &ownership) {
+                self.fs.set_ownership(path, o);
             }
         }
         self.push_record(rec);

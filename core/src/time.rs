@@ -65,6 +65,22 @@ impl UnixTime {
         );
     }
 
+    /// ISO 8601 in UTC, `2026-11-21T20:30:00Z` (for SITE WHO and SITE STAT).
+    pub fn write_iso8601(self, out: &mut String) {
+        use core::fmt::Write;
+        let c = self.to_civil();
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            c.year.clamp(0, 9999),
+            c.month,
+            c.day,
+            c.hour,
+            c.minute,
+            c.second
+        );
+    }
+
     /// The `ls -l` date column: `Mon dd hh:mm` for times within the last six months (and up to
     /// an hour into the future, as GNU ls), otherwise `Mon dd  yyyy`.
     pub fn write_ls(self, now: UnixTime, out: &mut String) {

@@ -263,7 +263,9 @@ impl<'a> Connection<'a> {
                 let now = unix_now();
                 self.outcome(id, OutcomeKind::Entries { result, now });
             }
-            ActionKind::MakeDir { path } => {
+            // Ownership is recorded by the partner-aware storage (issue 4); the local file
+            // system keeps its own.
+            ActionKind::MakeDir { path, .. } => {
                 let r = self.storage_do(|s| s.mkdir(&path));
                 self.log_change("mkdir", path.as_str(), &r);
                 self.outcome(id, OutcomeKind::Done(r));
@@ -310,6 +312,21 @@ impl<'a> Connection<'a> {
             ActionKind::Transfer(plan) => self.run_transfer(id, plan),
             // No transfer runs (it has ended already): nothing to stop.
             ActionKind::AbortTransfer { .. } => {}
+            // Not counted yet: login limits across sessions come with the partner store.
+            ActionKind::LoginEnded => {}
+            ActionKind::Notify(event) => {
+                log::debug!("session {}: event {}", self.id, event.kind.as_str());
+            }
+            ActionKind::SetMode { .. } => {
+                let r = Err(wharf_core::StorageError::Other(
+                    "SITE CHMOD is not supported by this server yet".into(),
+                ));
+                self.outcome(id, OutcomeKind::Done(r));
+            }
+            ActionKind::AdminQuery(_) => {
+                let r = Err("administration queries are not available yet".into());
+                self.outcome(id, OutcomeKind::AdminInfo(r));
+            }
             other => {
                 error!(
                     "session {}: this runtime cannot carry out {other:?}; closing the session",

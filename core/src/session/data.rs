@@ -1,0 +1,445 @@
+//! Data connections: PASV/EPSV/LPSV and PORT/EPRT/LPRT (with the bounce and theft checks),
+//! and the life of a transfer from the transfer command to its final reply and events.
+
+use super::{Pending, Session};
+use crate::action::{
+    ActionId, ActionKind, DataEndpoint, DataProtection, EventKind, OutcomeKind, Representation,
+    StorageError, StoreMode, TransferError, TransferKind, TransferPlan,
+};
+use crate::addr;
+use crate::command::EpsvArg;
+use crate::path::VirtualPath;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum DataSetup {
+    None,
+    Passive,
+    Active(SocketAddr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PassiveKind {
+    Pasv,
+    Epsv,
+    Lpsv,
+}
+
+/// Which way a file moves, for the events after the transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Direction {
+    Download,
+    Upload,
+    Listing,
+}
+
+#[derive(Debug)]
+pub(super) struct Transfer {
+    pub(super) id: ActionId,
+    /// What STAT says is moving, e.g. `RETR /a.txt`.
+    pub(super) what: String,
+    /// Expected size, for the 150 reply.
+    size: Option<u64>,
+    pub(super) started: bool,
+    started_at: Option<Instant>,
+    pub(super) bytes: u64,
+    abort_requested: bool,
+    direction: Direction,
+    /// The file (for uploads under STOU, the name the runtime chose).
+    path: Option<VirtualPath>,
+    representation: Representation,
+}
+
+impl Session {
+    fn data_refused_after_epsv_all(&mut self) -> bool {
+        if self.epsv_all {
+            self.reply(
+                503,
+                "EPSV ALL is in effect: only EPSV may set up data connections.",
+            );
+        }
+        self.epsv_all
+    }
+
+    /// Forgets the PASV/PORT setup (closing the passive listener, if any).
+    pub(super) fn drop_data_setup(&mut self) {
+        if self.data == DataSetup::Passive {
+            self.action(ActionKind::ClosePassive);
+        }
+        self.data = DataSetup::None;
+    }
+
+    pub(super) fn cmd_passive(&mut self, kind: PassiveKind) {
+        if self.data_refused_after_epsv_all() {
+            return;
+        }
+        if kind == PassiveKind::Pasv && self.advertised_v4().is_none() {
+            self.reply(
+                425,
+                "PASV works with IPv4 addresses only; use EPSV on this connection.",
+            );
+            return;
+        }
+        self.listen(kind);
+    }
+
+    pub(super) fn cmd_epsv(&mut self, arg: EpsvArg) {
+        let local_v4 = addr::canonical_ip(self.local.ip()).is_ipv4();
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                self.reply(200, "EPSV ALL ok.");
+            }
+            EpsvArg::Proto(1) if local_v4 => self.listen(PassiveKind::Epsv),
+            EpsvArg::Proto(2) if !local_v4 => self.listen(PassiveKind::Epsv),
+            EpsvArg::Proto(_) => self.reply(
+                522,
+                if local_v4 {
+                    "Network protocol not supported, use (1)"
+                } else {
+                    "Network protocol not supported, use (2)"
+                },
+            ),
+            EpsvArg::Any => self.listen(PassiveKind::Epsv),
+        }
+    }
+
+    fn listen(&mut self, kind: PassiveKind) {
+        let ip = addr::canonical_ip(self.local.ip());
+        let peer = if self.config.allow_foreign_data_address {
+            None
+        } else {
+            Some(addr::canonical_ip(self.peer.ip()))
+        };
+        self.data = DataSetup::None;
+        self.wait(
+            ActionKind::ListenPassive { ip, peer },
+            Pending::Passive(kind),
+        );
+    }
+
+    fn advertised_v4(&self) -> Option<std::net::Ipv4Addr> {
+        let ip = self
+            .config
+            .passive_address
+            .unwrap_or_else(|| addr::canonical_ip(self.local.ip()));
+        match addr::canonical_ip(ip) {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    pub(super) fn passive_outcome(&mut self, kind: PassiveKind, result: Result<u16, String>) {
+        let port = match result {
+            Ok(port) => port,
+            Err(msg) => {
+                self.reply(
+                    425,
+                    &format!("Cannot open a passive data connection: {msg}"),
+                );
+                return;
+            }
+        };
+        self.data = DataSetup::Passive;
+        match kind {
+            PassiveKind::Epsv => self.reply(229, &addr::format_epsv(port)),
+            PassiveKind::Pasv => {
+                let ip = self
+                    .advertised_v4()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+                self.reply(227, &addr::format_pasv(SocketAddrV4::new(ip, port)));
+            }
+            PassiveKind::Lpsv => {
+                let ip = self
+                    .config
+                    .passive_address
+                    .unwrap_or_else(|| addr::canonical_ip(self.local.ip()));
+                let text = format!(
+                    "Entering Long Passive Mode ({}).",
+                    addr::format_lprt(SocketAddr::new(ip, port))
+                );
+                self.reply(228, &text);
+            }
+        }
+    }
+
+    pub(super) fn cmd_active(&mut self, target: SocketAddr, verb: &str) {
+        if self.data_refused_after_epsv_all() {
+            return;
+        }
+        let ip = addr::canonical_ip(target.ip());
+        let peer = addr::canonical_ip(self.peer.ip());
+        if ip != peer && !self.config.allow_foreign_data_address {
+            self.reply(
+                500,
+                &format!(
+                    "Illegal {verb} command: {ip} is not your address ({peer}); third-party transfers are not allowed."
+                ),
+            );
+            return;
+        }
+        if target.port() < 1024 && !self.config.allow_privileged_data_port {
+            self.reply(
+                500,
+                &format!(
+                    "Illegal {verb} command: port {} is below 1024.",
+                    target.port()
+                ),
+            );
+            return;
+        }
+        self.drop_data_setup();
+        self.data = DataSetup::Active(SocketAddr::new(ip, target.port()));
+        self.reply(
+            200,
+            &format!("{verb} command successful. Consider using EPSV."),
+        );
+    }
+
+    /// Replies and returns false when a transfer command cannot go ahead: 522 when policy
+    /// wants the data connection protected and it is not, 425 when no PASV/PORT preceded it.
+    pub(super) fn need_data(&mut self) -> bool {
+        let must_protect = self
+            .logged_in()
+            .is_some_and(|a| self.config.data_tls_required(&a.name, a.anonymous));
+        if must_protect && !self.prot_private {
+            self.reply(
+                522,
+                "Data connections must be protected: send PBSZ 0 and PROT P first \
+                 (curl --ssl-reqd, lftp 'set ftp:ssl-protect-data true', Python FTP_TLS.prot_p()).",
+            );
+            false
+        } else if self.data == DataSetup::None {
+            self.reply(425, "Use PORT, PASV or EPSV first.");
+            false
+        } else {
+            true
+        }
+    }
+
+    pub(super) fn cmd_store(&mut self, arg: &str, mode: StoreMode) {
+        if self.need_data() {
+            self.check_change(arg, super::files::Op::Store { mode });
+        }
+    }
+
+    pub(super) fn start_retrieve(&mut self, path: VirtualPath, offset: u64, size: u64) {
+        let what = format!("{path}");
+        let rate = self.logged_in().and_then(|a| a.download_rate);
+        self.start_transfer(
+            TransferKind::Retrieve {
+                path: path.clone(),
+                offset,
+            },
+            what,
+            Some(size),
+            rate,
+            Direction::Download,
+            Some(path),
+        );
+    }
+
+    pub(super) fn start_store(&mut self, path: VirtualPath, mode: StoreMode) {
+        let verb = match mode {
+            StoreMode::Append => "APPE",
+            StoreMode::Unique => "STOU",
+            StoreMode::Create | StoreMode::Resume(_) => "STOR",
+        };
+        let what = format!("{verb} {path}");
+        let rate = self.logged_in().and_then(|a| a.upload_rate);
+        self.start_transfer(
+            TransferKind::Store {
+                path: path.clone(),
+                mode,
+            },
+            what,
+            None,
+            rate,
+            Direction::Upload,
+            Some(path),
+        );
+    }
+
+    pub(super) fn start_listing(&mut self, bytes: Vec<u8>, what: String) {
+        self.start_transfer(
+            TransferKind::Listing { bytes },
+            what,
+            None,
+            None,
+            Direction::Listing,
+            None,
+        );
+    }
+
+    /// Emits the transfer action, consuming the data connection setup.
+    fn start_transfer(
+        &mut self,
+        kind: TransferKind,
+        what: String,
+        size: Option<u64>,
+        rate_limit: Option<u64>,
+        direction: Direction,
+        path: Option<VirtualPath>,
+    ) {
+        let data = match self.data {
+            DataSetup::Passive => DataEndpoint::Passive,
+            DataSetup::Active(a) => DataEndpoint::Active(a),
+            DataSetup::None => {
+                self.reply(425, "Use PORT, PASV or EPSV first.");
+                return;
+            }
+        };
+        self.data = DataSetup::None;
+        let representation = match direction {
+            Direction::Listing => Representation::Binary,
+            _ => self.representation,
+        };
+        let protection = if self.prot_private {
+            DataProtection::Private {
+                require_session_reuse: self.config.require_tls_session_reuse,
+            }
+        } else {
+            DataProtection::Clear
+        };
+        let ownership = match direction {
+            Direction::Upload => self.new_ownership(false),
+            _ => None,
+        };
+        let id = self.action(ActionKind::Transfer(TransferPlan {
+            kind,
+            data,
+            representation,
+            rate_limit,
+            protection,
+            ownership,
+        }));
+        self.transfer = Some(Transfer {
+            id,
+            what,
+            size,
+            started: false,
+            started_at: None,
+            bytes: 0,
+            abort_requested: false,
+            direction,
+            path,
+            representation,
+        });
+    }
+
+    pub(super) fn abort_transfer(&mut self) {
+        let Some(t) = self.transfer.as_mut() else {
+            return;
+        };
+        if !t.abort_requested {
+            t.abort_requested = true;
+            let transfer = t.id;
+            self.action(ActionKind::AbortTransfer { transfer });
+        }
+    }
+
+    pub(super) fn transfer_outcome(&mut self, now: Instant, kind: OutcomeKind) {
+        let Some(t) = self.transfer.as_mut() else {
+            return;
+        };
+        match kind {
+            OutcomeKind::TransferStarted { stored_as } => {
+                t.started = true;
+                t.started_at = Some(now);
+                // Listings are CRLF text whatever the TYPE.
+                let mode = match (t.direction, t.representation) {
+                    (Direction::Listing, _) | (_, Representation::Ascii) => "ASCII",
+                    (_, Representation::Binary) => "BINARY",
+                };
+                // In TYPE A the wire size differs from the stored size: don't announce it.
+                let size = t
+                    .size
+                    .filter(|_| t.representation == Representation::Binary);
+                let text = match (&stored_as, size) {
+                    (Some(p), _) => format!("FILE: {}", p.file_name()),
+                    (None, Some(n)) => {
+                        format!(
+                            "Opening {mode} mode data connection for {} ({n} bytes).",
+                            t.what
+                        )
+                    }
+                    (None, None) => format!("Opening {mode} mode data connection for {}.", t.what),
+                };
+                if stored_as.is_some() {
+                    t.path = stored_as;
+                }
+                self.reply(150, &text);
+            }
+            OutcomeKind::TransferProgress { bytes } => t.bytes = bytes,
+            OutcomeKind::TransferEnded { bytes, result } => {
+                let Some(t) = self.transfer.take() else {
+                    return;
+                };
+                self.touch(now);
+                self.transfer_ended(now, t, bytes, result);
+                if self.quit_after_transfer {
+                    self.reply(221, "Goodbye.");
+                    self.close();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn transfer_ended(
+        &mut self,
+        now: Instant,
+        t: Transfer,
+        bytes: u64,
+        result: Result<(), TransferError>,
+    ) {
+        let failure = result.as_ref().err().map(ToString::to_string);
+        match result {
+            Ok(()) => self.reply(226, &format!("Transfer complete ({bytes} bytes).")),
+            Err(TransferError::Aborted) => {
+                self.reply(426, "Connection closed; transfer aborted.");
+            }
+            Err(TransferError::DataConnection(msg)) => {
+                self.reply(425, &format!("Cannot open data connection: {msg}"));
+            }
+            Err(TransferError::Tls(msg)) => {
+                self.reply(522, &format!("Data connection TLS failed: {msg}"));
+            }
+            Err(TransferError::ConnectionLost(msg)) => {
+                self.reply(426, &format!("Connection closed; transfer aborted: {msg}"));
+            }
+            Err(TransferError::Storage(e)) => {
+                let code = match (&e, t.started) {
+                    (StorageError::NoSpace, _) => 452,
+                    (_, true) => 451,
+                    (StorageError::InvalidName, false)
+                    | (StorageError::IsADirectory, false)
+                    | (StorageError::AlreadyExists, false) => 553,
+                    (_, false) => 550,
+                };
+                self.reply(code, &format!("Transfer failed: {e}."));
+            }
+        }
+        if t.abort_requested {
+            self.reply(226, "ABOR command successful.");
+        }
+        // Events come after the final reply: a back end told "upload complete" must find
+        // the whole file, and the client has already been told so.
+        let kind = match (t.direction, failure.is_none()) {
+            (Direction::Listing, _) => return,
+            (Direction::Upload, true) => EventKind::UploadComplete,
+            (Direction::Upload, false) => EventKind::UploadFailed,
+            (Direction::Download, true) => EventKind::DownloadComplete,
+            (Direction::Download, false) => EventKind::DownloadFailed,
+        };
+        let duration = t.started_at.map(|s| now.saturating_duration_since(s));
+        self.notify(kind, |e| {
+            e.path = t.path;
+            e.size = Some(bytes);
+            e.duration = duration;
+            e.representation = Some(t.representation);
+            e.reason = failure;
+        });
+    }
+}
