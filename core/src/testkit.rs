@@ -659,6 +659,10 @@ pub struct TransferRecord {
     pub stored_as: Option<VirtualPath>,
     /// How it ended; `None` while it runs.
     pub result: Option<Result<(), TransferError>>,
+    /// The plan's rate limit, bytes per second.
+    pub rate_limit: Option<u64>,
+    /// The plan's data protection.
+    pub protection: crate::action::DataProtection,
 }
 
 #[derive(Debug)]
@@ -826,6 +830,7 @@ impl HarnessBuilder {
             other_sessions: LoginCounts::default(),
             login_wall: None,
             client_identity: None,
+            stats: ServerStats::default(),
         };
         h.drive(0);
         h
@@ -865,6 +870,8 @@ pub struct Harness {
     other_sessions: LoginCounts,
     login_wall: Option<UnixTime>,
     client_identity: Option<String>,
+    /// Counters for SITE STAT, kept from the events as a runtime would.
+    stats: ServerStats,
 }
 
 impl Harness {
@@ -1219,6 +1226,23 @@ impl Harness {
                 return Vec::new();
             }
             ActionKind::Notify(event) => {
+                let size = event.size.unwrap_or(0);
+                let st = &mut self.stats;
+                match event.kind {
+                    EventKind::UploadComplete => {
+                        st.uploads += 1;
+                        st.bytes_up += size;
+                    }
+                    EventKind::DownloadComplete => {
+                        st.downloads += 1;
+                        st.bytes_down += size;
+                    }
+                    EventKind::Delete => st.deletes += 1,
+                    EventKind::Mkdir => st.dirs_created += 1,
+                    EventKind::Rmdir => st.dirs_removed += 1,
+                    EventKind::Login => st.logins_total += 1,
+                    _ => {}
+                }
                 if self.events.len() >= MAX_RECORDED_EVENTS {
                     self.events.pop_front();
                 }
@@ -1309,34 +1333,13 @@ impl Harness {
                     .collect();
                 AdminInfo::Who(who)
             }
-            AdminQuery::Stat => {
-                let mut s = ServerStats {
-                    start_time: self.wall_base,
-                    connections_current: 1,
-                    connections_total: 1,
-                    logins_current: u64::from(self.logins_held),
-                    ..ServerStats::default()
-                };
-                for e in &self.events {
-                    let size = e.size.unwrap_or(0);
-                    match e.kind {
-                        EventKind::UploadComplete => {
-                            s.uploads += 1;
-                            s.bytes_up += size;
-                        }
-                        EventKind::DownloadComplete => {
-                            s.downloads += 1;
-                            s.bytes_down += size;
-                        }
-                        EventKind::Delete => s.deletes += 1,
-                        EventKind::Mkdir => s.dirs_created += 1,
-                        EventKind::Rmdir => s.dirs_removed += 1,
-                        EventKind::Login => s.logins_total += 1,
-                        _ => {}
-                    }
-                }
-                AdminInfo::Stat(s)
-            }
+            AdminQuery::Stat => AdminInfo::Stat(ServerStats {
+                start_time: self.wall_base,
+                connections_current: 1,
+                connections_total: 1,
+                logins_current: u64::from(self.logins_held),
+                ..self.stats.clone()
+            }),
             AdminQuery::DescribeUser(name) => AdminInfo::User(self.users.get(&name).map(|u| {
                 let a = &u.account;
                 UserSummary {
@@ -1391,6 +1394,8 @@ impl Harness {
             data: endpoint,
             representation,
             ownership,
+            rate_limit,
+            protection,
             ..
         } = plan;
         if self.running.is_some() {
@@ -1430,6 +1435,8 @@ impl Harness {
             data: Vec::new(),
             stored_as: written,
             result: None,
+            rate_limit,
+            protection,
         };
         // The data connection: a passive one uses (and uses up) the listener.
         let mut data_error = None;

@@ -14,7 +14,13 @@
 //!   listing, a download, an upload), without its CRLF. Consecutive `D:` lines are the whole
 //!   payload, line by line.
 //!
-//! In `S:` and `D:` patterns, `{*}` matches any run of characters (possibly none), `{n}` a run
+//! - `E: <pattern>` is the next event the session emitted (connect, login, upload_complete,
+//!   ...), rendered as `<kind> [<path>] [-> <to>] [size=<n>] [reason=<text>]`, e.g.
+//!   `upload_complete /Outbox/a.txt size=5` or `login_failed reason={*}`. Events not checked by
+//!   an `E:` line are allowed; `@events-clear` forgets those so far and `@expect-no-events`
+//!   checks that none is left unchecked.
+//!
+//! In `S:`, `D:` and `E:` patterns, `{*}` matches any run of characters (possibly none), `{n}` a run
 //! of one or more digits, and `{{` a literal `{`. Everything else matches itself.
 //!
 //! Directives set up the fake world, drive time and check state. Arguments are words or
@@ -30,7 +36,14 @@
 //! - `@wall <YYYYMMDDHHMMSS>`: the wall-clock time at the start (default 20260301120000, UTC).
 //!
 //! At any time:
-//! - `@user <name> <password> [readonly]`, `@anonymous` (read-only anonymous login),
+//! - `@user <name> <password> [flags]`: a user; `partner/user` names give the user a
+//!   partner. Flags: `readonly`, `admin`, `fixed=/Inbox,/Outbox`, `file_mode=0444`,
+//!   `dir_mode=0755`, `max_logins=N`, `max_logins_per_ip=N`, `allow_ip=CIDR,...`,
+//!   `partner_allow=CIDR,...`, `partner_deny=CIDR,...`, `idle=30s`, `upload_rate=N`,
+//!   `download_rate=N`.
+//! - `@sessions total=N anonymous=N from_ip=N user=N user_from_ip=N`: logins other sessions
+//!   hold, for the login limits.
+//! - `@anonymous` (read-only anonymous login),
 //!   `@users-unavailable ["reason"]` (the user store fails).
 //! - `@dir <path> [options]`, `@file <path> "<contents>" [options]` or `@file <path> <size>`
 //!   (seeded pseudo-random contents); options `modified=YYYYMMDDHHMMSS`, `mode=0600`,
@@ -60,15 +73,20 @@
 //!   transfer's data connection was made.
 //! - `@expect-listen-peer <ip>|any`: whom the last passive listener accepts.
 //! - `@closed`, `@open`: whether the session has closed the control connection.
+//! - `@expect-rate <bytes/s>|none`: the last transfer's rate limit.
+//! - `@expect-logins-held <n>`: logins the fake runtime counts for this session (1 while logged
+//!   in, 0 after logout: a login is released exactly once).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use wharf_core::action::{Event, LoginCounts};
+use wharf_core::policy::IpFilter;
 use wharf_core::testkit::{seeded_bytes, DataFailure, Harness, HarnessBuilder, MemFs};
 use wharf_core::time::Civil;
-use wharf_core::{Config, DataEndpoint, UnixTime};
+use wharf_core::{Account, Config, DataEndpoint, UnixTime, VirtualPath};
 
 /// Runs every `*.ftp` file of `dir`, in name order. Returns the names run, or every failure
 /// (one message per failing file). A directory without transcripts is an error.
@@ -120,6 +138,7 @@ pub fn run_str(name: &str, text: &str) -> Result<(), String> {
         recent: VecDeque::new(),
         data_block: Vec::new(),
         steps: 0,
+        events: VecDeque::new(),
     };
     let mut lineno = 0;
     for (i, raw) in text.lines().enumerate() {
@@ -145,6 +164,8 @@ struct Runner {
     /// Consecutive `D:` lines: (line number, pattern).
     data_block: Vec<(usize, String)>,
     steps: usize,
+    /// Events received and not yet matched by `E:` (or cleared).
+    events: VecDeque<Event>,
 }
 
 type Res<T = ()> = Result<T, String>;
@@ -185,6 +206,19 @@ impl Runner {
                 Some(got) => Err(format!("expected reply `{pat}`\n    got           `{got}`")),
             };
         }
+        if let Some(rest) = line.strip_prefix("E:") {
+            let pat = rest.strip_prefix(' ').unwrap_or(rest);
+            self.started();
+            self.sync();
+            return match self.events.pop_front() {
+                None => Err(format!("expected event `{pat}`, but no event came")),
+                Some(e) if matches(pat, &render_event(&e)) => Ok(()),
+                Some(e) => Err(format!(
+                    "expected event `{pat}`\n    got            `{}`",
+                    render_event(&e)
+                )),
+            };
+        }
         if let Some(rest) = line.strip_prefix("D:") {
             let pat = rest.strip_prefix(' ').unwrap_or(rest);
             self.data_block.push((no, pat.to_owned()));
@@ -223,6 +257,7 @@ impl Runner {
         let Some(h) = self.h.as_mut() else {
             return;
         };
+        self.events.extend(h.take_events());
         for r in h.take_replies() {
             for l in r.as_str().split("\r\n").filter(|l| !l.is_empty()) {
                 self.pending.push_back(l.to_owned());
@@ -369,19 +404,83 @@ impl Runner {
             "user" => {
                 let name = text(args, 0, "a user name")?;
                 let pw = text(args, 1, "a password")?;
-                let write = match args.get(2).map(Tok::text).as_deref() {
-                    None => true,
-                    Some("readonly") => false,
-                    Some(o) => return Err(format!("@user: unknown flag `{o}`")),
-                };
+                let account = user_account(&name, &args[2.min(args.len())..])?;
                 match self.h.as_mut() {
-                    Some(h) => h.add_user(&name, &pw, write),
+                    Some(h) => h.add_user_account(&pw, account),
                     None => {
                         let b = self.builder.take().unwrap_or_default();
-                        self.builder = Some(b.user(&name, &pw, write));
+                        self.builder = Some(b.user_account(&pw, account));
                     }
                 }
                 Ok(())
+            }
+            "sessions" => {
+                let mut c = LoginCounts::default();
+                for opt in args {
+                    let t = opt.text();
+                    let (k, v) = t
+                        .split_once('=')
+                        .ok_or_else(|| format!("@sessions: `{t}` is not key=value"))?;
+                    let n: u32 = v.parse().map_err(|_| format!("`{v}` is not a number"))?;
+                    match k {
+                        "total" => c.total = n,
+                        "anonymous" => c.anonymous = n,
+                        "from_ip" => c.from_ip = n,
+                        "user" => c.user = n,
+                        "user_from_ip" => c.user_from_ip = n,
+                        _ => return Err(format!("@sessions: unknown count `{k}`")),
+                    }
+                }
+                self.harness().set_other_sessions(c);
+                Ok(())
+            }
+            "events-clear" => {
+                self.started();
+                self.sync();
+                self.events.clear();
+                Ok(())
+            }
+            "expect-no-events" => {
+                self.started();
+                self.sync();
+                match self.events.front() {
+                    None => Ok(()),
+                    Some(e) => Err(format!("unexpected event `{}`", render_event(e))),
+                }
+            }
+            "expect-rate" => {
+                let want = match word(args, 0, "a rate or `none`")?.as_str() {
+                    "none" => None,
+                    n => Some(
+                        n.parse::<u64>()
+                            .map_err(|_| format!("`{n}` is not a rate"))?,
+                    ),
+                };
+                let got = self
+                    .harness()
+                    .last_transfer()
+                    .ok_or("@expect-rate: no transfer has happened")?
+                    .rate_limit;
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected rate limit {want:?}, the plan had {got:?}"
+                    ))
+                }
+            }
+            "expect-logins-held" => {
+                let n: u32 = word(args, 0, "a count")?
+                    .parse()
+                    .map_err(|_| "@expect-logins-held needs a number".to_string())?;
+                let held = self.harness().logins_held();
+                if held == n {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected {n} login(s) held, the runtime counts {held}"
+                    ))
+                }
             }
             "anonymous" => {
                 match self.h.as_mut() {
@@ -834,9 +933,92 @@ fn set_config(c: &mut Config, key: &str, value: &str) -> Res {
         }
         "allow_foreign_data_address" => c.allow_foreign_data_address = parse_bool(value)?,
         "allow_privileged_data_port" => c.allow_privileged_data_port = parse_bool(value)?,
+        "max_logins" => c.max_logins = num(value)? as u32,
+        "max_anonymous_logins" => c.max_anonymous_logins = num(value)? as u32,
+        "max_logins_per_ip" => c.max_logins_per_ip = num(value)? as u32,
+        "site_chmod" => c.site_chmod = parse_bool(value)?,
+        "ip_allow" => {
+            c.ip_filter.allow = IpFilter::parse(value.split(','), [])
+                .map_err(|e| e.to_string())?
+                .allow
+        }
+        "ip_deny" => {
+            c.ip_filter.deny = IpFilter::parse([], value.split(','))
+                .map_err(|e| e.to_string())?
+                .deny
+        }
         other => return Err(format!("unknown config key `{other}`")),
     }
     Ok(())
+}
+
+/// One line per event, for `E:` patterns.
+fn render_event(e: &Event) -> String {
+    let mut s = e.kind.as_str().to_owned();
+    if let Some(p) = &e.path {
+        let _ = write!(s, " {p}");
+    }
+    if let Some(t) = &e.to {
+        let _ = write!(s, " -> {t}");
+    }
+    if let Some(n) = e.size {
+        let _ = write!(s, " size={n}");
+    }
+    if let Some(r) = &e.reason {
+        let _ = write!(s, " reason={r}");
+    }
+    s
+}
+
+/// The account of `@user name password [flags]`.
+fn user_account(name: &str, flags: &[Tok]) -> Res<Account> {
+    let mut a = Account::new(name);
+    let list = |v: &str| v.split(',').map(str::to_owned).collect::<Vec<_>>();
+    let num = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("`{v}` is not a number"))
+    };
+    let mode =
+        |v: &str| u32::from_str_radix(v, 8).map_err(|_| format!("`{v}` is not an octal mode"));
+    for f in flags {
+        let t = f.text();
+        let (k, v) = t.split_once('=').unwrap_or((t.as_str(), ""));
+        match k {
+            "readonly" => a.write = false,
+            "admin" => a.admin = true,
+            "fixed" => {
+                a.fixed_folders = list(v)
+                    .iter()
+                    .map(|p| {
+                        VirtualPath::resolve(&VirtualPath::root(), p).map_err(|e| format!("{e:?}"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "file_mode" => a.file_mode = mode(v)?,
+            "dir_mode" => a.dir_mode = mode(v)?,
+            "max_logins" => a.max_logins = Some(num(v)? as u32),
+            "max_logins_per_ip" => a.max_logins_per_ip = Some(num(v)? as u32),
+            "allow_ip" => {
+                a.ip_filter = IpFilter::parse(list(v).iter().map(String::as_str), [])
+                    .map_err(|e| e.to_string())?
+            }
+            "partner_allow" => {
+                a.partner_ip_filter.allow = IpFilter::parse(list(v).iter().map(String::as_str), [])
+                    .map_err(|e| e.to_string())?
+                    .allow
+            }
+            "partner_deny" => {
+                a.partner_ip_filter.deny = IpFilter::parse([], list(v).iter().map(String::as_str))
+                    .map_err(|e| e.to_string())?
+                    .deny
+            }
+            "idle" => a.idle_timeout = Some(parse_duration(v)?),
+            "upload_rate" => a.upload_rate = Some(num(v)?),
+            "download_rate" => a.download_rate = Some(num(v)?),
+            _ => return Err(format!("@user: unknown flag `{t}`")),
+        }
+    }
+    Ok(a)
 }
 
 fn apply_options(fs: &mut MemFs, path: &str, opts: &[Tok]) -> Res {
