@@ -6,12 +6,14 @@
 #   tools/peers.sh                         # every server, every workload, 3 runs each
 #   SERVERS="wharf vsftpd" tools/peers.sh  # a subset
 #   SIZE=256M tools/peers.sh --runs 1      # smaller bulk files; extra flags go to wharf-bench
+#   NO_BUILD=1 tools/peers.sh              # use target/release/{wharf,wharf-bench} as they are
 #
 # What it sets up, all on 127.0.0.1 high ports, with equivalent settings:
 #   wharf      target/release/wharf serve (port 22121, passive 40000-40999)
 #   vsftpd     /usr/sbin/vsftpd from Debian (22122, passive 41000-41999), PAM via pam_unix
 #   pure-ftpd  unpacked from its Debian package with apt-get download + dpkg -x (the package
-#              conflicts with vsftpd's), puredb user file (22123, passive 42000-42999)
+#              conflicts with vsftpd's), puredb user file (22123, passive 44000-47999: pure-ftpd
+#              caps its client limit at half the passive range, so 1,000 ports would cap it at 500)
 #   pyftpdlib  from PyPI in a venv under $WORK (22124, passive 43000-43999)
 # One throw-away user, wharfbench, with the same password everywhere: a SHA-512-crypt hash
 # for vsftpd (/etc/shadow) and pure-ftpd (puredb), plain for pyftpdlib (DummyAuthorizer),
@@ -36,8 +38,8 @@ BENCH_USER=wharfbench
 BENCH_PASS=${BENCH_PASS:-wharf-bench-pw}
 HOST=127.0.0.1
 declare -A PORT=([wharf]=22121 [vsftpd]=22122 [pure-ftpd]=22123 [pyftpdlib]=22124)
-declare -A PASV_LO=([wharf]=40000 [vsftpd]=41000 [pure-ftpd]=42000 [pyftpdlib]=43000)
-declare -A PASV_HI=([wharf]=40999 [vsftpd]=41999 [pure-ftpd]=42999 [pyftpdlib]=43999)
+declare -A PASV_LO=([wharf]=40000 [vsftpd]=41000 [pure-ftpd]=44000 [pyftpdlib]=43000)
+declare -A PASV_HI=([wharf]=40999 [vsftpd]=41999 [pure-ftpd]=47999 [pyftpdlib]=43999)
 PAM_FILE=/etc/pam.d/wharfbench-vsftpd
 BENCH=$REPO/target/release/wharf-bench
 WHARF=$REPO/target/release/wharf
@@ -89,8 +91,12 @@ wait_port() {
 mkdir -p "$WORK"/results "$WORK"/roots "$WORK"/logs
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-log "building wharf-bench and wharf (release)"
-(cd "$REPO" && cargo build --release -p wharf-tools -p wharf-blocking) >&2
+if [ "${NO_BUILD:-0}" != 1 ]; then
+  log "building wharf-bench and wharf (release; NO_BUILD=1 uses the binaries as they are)"
+  (cd "$REPO" && cargo build --release -p wharf-tools -p wharf-blocking) >&2
+fi
+[ -x "$BENCH" ] || die "$BENCH is missing: cargo build --release -p wharf-tools"
+case " $SERVERS " in *" wharf "*) [ -x "$WHARF" ] || die "$WHARF is missing";; esac
 
 # ----- shared material -------------------------------------------------------------------
 CERT=$WORK/cert.pem

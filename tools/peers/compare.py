@@ -2,8 +2,8 @@
 
 Usage: compare.py RESULT.json...  (the one labelled "wharf" is compared with the others)
 
-For each workload and headline metric: every server's median, the best peer's name, and the
-ratio Wharf / best peer. Whether higher or lower is better is per metric; the last column
+For each workload and headline metric: every server's median (for memory per idle session,
+the first run's value), the best peer's name, and the ratio Wharf / best peer. Whether higher or lower is better is per metric; the last column
 says whether Wharf is at least as good as the best peer ("ok") or not ("behind").
 """
 
@@ -44,6 +44,11 @@ ROWS = [
 ]
 
 
+# Memory growth per idle session is taken from the first run, against a server that has not
+# grown before (idle_sessions runs first); later runs may reuse memory the first one left.
+FIRST_RUN = {("idle_sessions", "pss_kib_per_session"), ("idle_sessions", "rss_kib_per_session")}
+
+
 def fmt(v):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -63,6 +68,8 @@ def load(path):
             errors[w["name"]] = w["error"]
         for name, m in w.get("metrics", {}).items():
             values[(w["name"], name)] = m.get("median")
+            if (w["name"], name) in FIRST_RUN and m.get("runs"):
+                values[(w["name"], name)] = m["runs"][0]
     return doc.get("server", path), values, errors
 
 

@@ -75,7 +75,11 @@ pub struct Settings {
 }
 
 /// The workloads, in the order they run.
+///
+/// `idle_sessions` comes first so that its first run measures a server that has not yet grown
+/// for other workloads (later runs may reuse memory the earlier ones left behind).
 pub const ALL: &[&str] = &[
+    "idle_sessions",
     "raw_retr",
     "retr",
     "ftps_retr",
@@ -85,7 +89,6 @@ pub const ALL: &[&str] = &[
     "small_stor",
     "small_retr",
     "login_storm",
-    "idle_sessions",
 ];
 
 type Values = Vec<(&'static str, &'static str, f64)>;
@@ -251,6 +254,12 @@ impl Bench {
                 "login_storm" => self.login_storm(&mut progress, &mut result.notes),
                 "idle_sessions" => self.idle_sessions(&mut progress, &mut result.notes),
                 other => Err(anyhow::anyhow!("unknown workload {other:?}")),
+            };
+            let outcome = match (outcome, self.s.server_pid) {
+                (Ok(_), Some(pid)) if procfs::tree_cpu_seconds(pid).is_none() => Err(
+                    anyhow::anyhow!("the server process {pid} is gone (crashed or killed?)"),
+                ),
+                (o, _) => o,
             };
             match outcome {
                 Ok(values) => {
@@ -529,17 +538,22 @@ impl Bench {
         let total = self.s.storm_sessions;
         let next = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
         let deadline = self.deadline();
         let probe = Probe::start(self.s.server_pid, false);
         let mut workers = Vec::new();
         for _ in 0..self.s.storm_concurrency.clamp(1, total.max(1)) {
-            let (next, done, s) = (next.clone(), done.clone(), self.s.clone());
+            let (next, done, s, stop) = (next.clone(), done.clone(), self.s.clone(), stop.clone());
             let w = thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let mut latencies = Vec::new();
                     let mut failures = Vec::new();
                     while next.fetch_add(1, Ordering::Relaxed) < total {
+                        if stop.load(Ordering::Relaxed) {
+                            failures.push("not started: memory guard".into());
+                            continue;
+                        }
                         if Instant::now() > deadline {
                             failures.push("deadline passed before the session started".into());
                             continue;
@@ -562,10 +576,18 @@ impl Bench {
         }
         let mut latencies = Vec::with_capacity(total);
         let mut failures: Vec<String> = Vec::new();
+        let mut guard_tripped = false;
         while workers.iter().any(|w| !w.is_finished()) {
             thread::sleep(Duration::from_millis(50));
             let n = done.load(Ordering::Relaxed);
             progress.update(|| format!("{n} / {total} sessions"));
+            if let (false, Some(mib)) = (guard_tripped, memory_low()) {
+                guard_tripped = true;
+                stop.store(true, Ordering::Relaxed);
+                notes.push(format!(
+                    "memory guard: stopped starting sessions after {n} with {mib} MiB available"
+                ));
+            }
         }
         for w in workers {
             match w.join() {
@@ -581,7 +603,11 @@ impl Bench {
         note_failures(notes, &failures);
         let mut v = vec![
             ("total_s", "s", m.wall),
-            ("sessions_per_s", "sessions/s", total as f64 / m.wall),
+            (
+                "sessions_per_s",
+                "sessions/s",
+                latencies.len() as f64 / m.wall,
+            ),
             ("p50_ms", "ms", 1e3 * percentile(&latencies, 50.0)),
             ("p99_ms", "ms", 1e3 * percentile(&latencies, 99.0)),
             ("failures", "sessions", failures.len() as f64),
@@ -647,15 +673,12 @@ impl Bench {
             progress.update(|| format!("{n} / {total} sessions open"));
             // Memory guard: a server that grows without bound must not push the shared
             // machine into the OOM killer. Stop opening below 15% (at least 2 GiB) free.
-            if let Some((avail, mem_total)) = procfs::mem_available_kib() {
-                if !guard_tripped && avail < (mem_total * 15 / 100).max(2 << 20) {
-                    guard_tripped = true;
-                    stop.store(true, Ordering::Relaxed);
-                    notes.push(format!(
-                        "memory guard: stopped opening at {n} sessions with {} MiB available",
-                        avail / 1024
-                    ));
-                }
+            if let (false, Some(mib)) = (guard_tripped, memory_low()) {
+                guard_tripped = true;
+                stop.store(true, Ordering::Relaxed);
+                notes.push(format!(
+                    "memory guard: stopped opening at {n} sessions with {mib} MiB available"
+                ));
             }
         }
         for w in openers {
@@ -671,9 +694,14 @@ impl Bench {
         progress.print(&format!("{} sessions open; settling", sessions.len()));
         thread::sleep(Duration::from_secs(2));
         let after = pid.and_then(procfs::tree_memory);
-        // Are they all still there? A NOOP on each (bounded by the timeout).
+        // Are they all still there? A NOOP on each, until the run's deadline (a server that
+        // stopped answering would otherwise cost a full timeout per session).
         let mut alive = 0usize;
         for c in sessions.iter_mut() {
+            if Instant::now() > deadline {
+                notes.push("deadline passed while checking the sessions with NOOP".into());
+                break;
+            }
             if c.expect("NOOP", &[200]).is_ok() {
                 alive += 1;
             }
@@ -720,6 +748,14 @@ pub fn session(s: &Settings, tls: bool) -> Result<Control> {
     c.login(&s.user, &s.pass)?;
     c.expect("TYPE I", &[200])?;
     Ok(c)
+}
+
+/// True when the machine is short of memory: below 15% of it (and at least 2 GiB) available.
+/// Workloads that make a server grow (storm, idle sessions) stop starting sessions then, so a
+/// server that grows without bound cannot push the shared machine into the OOM killer.
+fn memory_low() -> Option<u64> {
+    let (avail, total) = procfs::mem_available_kib()?;
+    (avail < (total * 15 / 100).max(2 << 20)).then_some(avail / 1024)
 }
 
 fn note_failures(notes: &mut Vec<String>, failures: &[String]) {

@@ -36,8 +36,8 @@ struct Args {
     /// Name shown in the table and the JSON (e.g. vsftpd).
     #[arg(long, default_value = "server")]
     label: String,
-    /// Comma-separated workloads, or "all": raw_retr, retr, ftps_retr, raw_stor, stor,
-    /// ftps_stor, small_stor, small_retr, login_storm, idle_sessions.
+    /// Comma-separated workloads, or "all": idle_sessions, raw_retr, retr, ftps_retr, raw_stor,
+    /// stor, ftps_stor, small_stor, small_retr, login_storm (run in that order).
     #[arg(long, default_value = "all")]
     workloads: String,
     /// Runs per workload; the table shows the median.
