@@ -7,6 +7,7 @@
 #   SERVERS="wharf vsftpd" tools/peers.sh  # a subset
 #   SIZE=256M tools/peers.sh --runs 1      # smaller bulk files; extra flags go to wharf-bench
 #   NO_BUILD=1 tools/peers.sh              # use target/release/{wharf,wharf-bench} as they are
+#   WHARF=/path/to/wharf tools/peers.sh    # another wharf binary (e.g. an older build)
 #
 # What it sets up, all on 127.0.0.1 high ports, with equivalent settings:
 #   wharf      target/release/wharf serve (port 22121, passive 40000-40999)
@@ -42,7 +43,7 @@ declare -A PASV_LO=([wharf]=40000 [vsftpd]=41000 [pure-ftpd]=44000 [pyftpdlib]=4
 declare -A PASV_HI=([wharf]=40999 [vsftpd]=41999 [pure-ftpd]=47999 [pyftpdlib]=43999)
 PAM_FILE=/etc/pam.d/wharfbench-vsftpd
 BENCH=$REPO/target/release/wharf-bench
-WHARF=$REPO/target/release/wharf
+WHARF=${WHARF:-$REPO/target/release/wharf}
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'peers.sh: %s\n' "$*" >&2; exit 1; }
