@@ -708,6 +708,7 @@ pub struct HarnessBuilder {
     users: BTreeMap<String, UserEntry>,
     anonymous: bool,
     wall: UnixTime,
+    implicit_tls: bool,
 }
 
 impl Default for HarnessBuilder {
@@ -720,11 +721,19 @@ impl Default for HarnessBuilder {
             users: BTreeMap::new(),
             anonymous: false,
             wall: default_wall_clock(),
+            implicit_tls: false,
         }
     }
 }
 
 impl HarnessBuilder {
+    /// Starts the session as on an implicit-TLS listener, the handshake done before the
+    /// greeting ([`Session::new_implicit_tls`], no client identity).
+    pub fn implicit_tls(mut self) -> HarnessBuilder {
+        self.implicit_tls = true;
+        self
+    }
+
     /// Changes the session's configuration.
     pub fn config(mut self, f: impl FnOnce(&mut Config)) -> HarnessBuilder {
         f(&mut self.config);
@@ -799,7 +808,12 @@ impl HarnessBuilder {
     /// greeting.
     pub fn start(self, base: Instant) -> Harness {
         let config = Arc::new(self.config);
-        let session = Session::new(Arc::clone(&config), self.peer, self.local, base);
+        let session = if self.implicit_tls {
+            let info = TlsInfo::new(None);
+            Session::new_implicit_tls(Arc::clone(&config), self.peer, self.local, base, info)
+        } else {
+            Session::new(Arc::clone(&config), self.peer, self.local, base)
+        };
         let mut h = Harness {
             session,
             config,
