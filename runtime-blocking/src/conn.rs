@@ -373,6 +373,12 @@ impl<'a> Connection<'a> {
         match self.shared.users.authenticate(user, password) {
             Ok(login) => match LocalFs::new(&login.home) {
                 Ok(fs) => {
+                    let a = &login.account;
+                    let fs = if a.anonymous {
+                        fs
+                    } else {
+                        fs.with_owner(&a.user, a.group())
+                    };
                     info!(
                         "session {} login user={} peer={}",
                         self.id, login.account.name, self.peer

@@ -86,9 +86,16 @@ pub trait Storage: Send {
 }
 
 /// The local file system below one directory (the user's root).
+///
+/// Entries are reported as owned by the account the storage serves (see
+/// [`LocalFs::with_owner`]): the core decides permissions from owner, group and mode bits,
+/// and a user's own home holds no ownership record of its own yet (the partner-aware
+/// storage of issue 4 records it). Without an owner, entries belong to `ftp`.
 #[derive(Clone, Debug)]
 pub struct LocalFs {
     root: PathBuf,
+    owner: String,
+    group: String,
 }
 
 impl LocalFs {
@@ -101,7 +108,24 @@ impl LocalFs {
                 format!("{} is not a directory", root.display()),
             ));
         }
-        Ok(LocalFs { root })
+        Ok(LocalFs {
+            root,
+            owner: "ftp".into(),
+            group: "ftp".into(),
+        })
+    }
+
+    /// The same storage, reporting its entries as owned by `owner` and `group`.
+    pub fn with_owner(mut self, owner: &str, group: &str) -> LocalFs {
+        self.owner = owner.to_owned();
+        self.group = group.to_owned();
+        self
+    }
+
+    fn owned(&self, mut info: FileInfo) -> FileInfo {
+        info.owner.clone_from(&self.owner);
+        info.group.clone_from(&self.group);
+        info
     }
 
     /// The canonical root directory.
@@ -218,7 +242,7 @@ impl Storage for LocalFs {
         } else {
             path.file_name()
         };
-        Ok(file_info(name, &meta))
+        Ok(self.owned(file_info(name, &meta)))
     }
 
     fn read_dir(&self, path: &VirtualPath) -> Result<Vec<FileInfo>, StorageError> {
@@ -249,7 +273,7 @@ impl Storage for LocalFs {
                     Err(_) => continue,
                 }
             };
-            out.push(file_info(&name, &meta));
+            out.push(self.owned(file_info(&name, &meta)));
         }
         Ok(out)
     }
