@@ -5,18 +5,27 @@
 //! ```text
 //! user: NAME            (only for a generated account)
 //! password: PASSWORD    (only for a generated account)
+//! tls certificate sha256 fingerprint: AA:BB:...       (when FTPS is on)
+//! listening on ftps://127.0.0.1:990 (implicit TLS)    (one per implicit-TLS listener)
 //! listening on ftp://127.0.0.1:2121      (one per listener, the address actually bound)
 //! ```
-//! Logs go to stderr (`RUST_LOG`, default `info`).
+//! The `ftp://` lines come last, so a reader that stops at the first of them has seen the
+//! others. Logs go to stderr (`RUST_LOG`, default `info`).
+//!
+//! FTPS is on by default: with no `tls_cert`/`--cert`, `serve` makes a self-signed
+//! certificate in `tls_dir` (`./wharf-tls`) on first start and reuses it afterwards. The
+//! certificate files are watched (and SIGHUP reloads them) for as long as the server runs.
 
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::{parse_listen, parse_passive_ports, ConfigError, Settings};
+use crate::config::{parse_listen, parse_passive_ports, parse_tls_policy, ConfigError, Settings};
 use crate::server::{Server, Shared};
+use crate::tls::{self, TlsContext, TlsError, WatchOptions};
 use crate::users::{self, UserEntry, UserStore};
+use wharf_core::{TlsOverride, TlsPolicy};
 
 /// Wharf: an FTP server for exchanging files with trading partners.
 #[derive(Debug, Parser)]
@@ -71,6 +80,29 @@ pub struct ServeArgs {
     /// Connections at once from one address (0 = no limit).
     #[arg(long, value_name = "N")]
     pub max_connections_per_ip: Option<usize>,
+    /// TLS certificate chain, PEM (with --key). Default: a self-signed certificate made in
+    /// the tls_dir folder (./wharf-tls) on first start.
+    #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "no_tls")]
+    pub cert: Option<PathBuf>,
+    /// Private key of --cert, PEM (PKCS#8, PKCS#1, SEC1; an encrypted PKCS#8 key takes its
+    /// password from the config file's tls_key_password or tls_key_password_file).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cert",
+        conflicts_with = "no_tls"
+    )]
+    pub key: Option<PathBuf>,
+    /// Address of an implicit-TLS listener, ip:port (repeatable; port 990 by tradition).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen, conflicts_with = "no_tls")]
+    pub implicit_listen: Vec<SocketAddr>,
+    /// Who must use TLS on the control and data connections: none, accounts (everyone but
+    /// anonymous) or all.
+    #[arg(long, value_name = "WHO", value_parser = parse_tls_policy, conflicts_with = "no_tls")]
+    pub tls_required: Option<TlsPolicy>,
+    /// Do not offer FTPS (no AUTH TLS, no implicit listener, no certificate made).
+    #[arg(long)]
+    pub no_tls: bool,
 }
 
 /// `wharf user ...`
@@ -163,7 +195,161 @@ pub fn settings_for(args: &ServeArgs) -> Result<Settings, Vec<String>> {
     if let Some(n) = args.max_connections_per_ip {
         s.max_connections_per_ip = n;
     }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        s.tls_cert = Some(cert.clone());
+        s.tls_key = Some(key.clone());
+    }
+    if !args.implicit_listen.is_empty() {
+        s.implicit_listen = args.implicit_listen.clone();
+    }
+    if let Some(p) = args.tls_required {
+        s.tls_required_control = p;
+        s.tls_required_data = p;
+    }
+    if args.no_tls {
+        s.tls = false;
+    }
+    let source = config_name(args);
+    let problems = s.tls_problems();
+    if !problems.is_empty() {
+        return Err(problems
+            .into_iter()
+            .map(|(key, m)| ConfigError::new(&source, key, m).to_string())
+            .collect());
+    }
     Ok(s)
+}
+
+/// Where the settings came from, for messages: the config file, or `command line`.
+fn config_name(args: &ServeArgs) -> String {
+    args.config
+        .as_ref()
+        .map_or("command line".to_string(), |p| p.display().to_string())
+}
+
+/// `path` made absolute and with symlinks resolved as far as it exists (the rest is
+/// appended), so that containment can be checked for files not made yet.
+fn real_path(path: &Path) -> PathBuf {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    // Bounded by the number of components.
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            let mut out = real;
+            for c in rest.iter().rev() {
+                out.push(c);
+            }
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// Checks that no TLS secret sits where an FTP user could download it: `tls_dir` (for the
+/// self-signed key) or the configured key inside the root, the anonymous root or a user's
+/// home. Returns the problems, naming the key.
+fn tls_placement_problems(
+    s: &Settings,
+    accounts: &[UserEntry],
+    anonymous_root: Option<&Path>,
+    source: &str,
+) -> Vec<String> {
+    if !s.tls {
+        return Vec::new();
+    }
+    let mut served: Vec<(String, PathBuf)> = vec![("the root".into(), s.root.clone())];
+    if let Some(a) = anonymous_root {
+        served.push(("the anonymous root".into(), a.to_path_buf()));
+    }
+    for u in accounts {
+        served.push((format!("the home of user '{}'", u.name), u.home.clone()));
+    }
+    let (key, what, path) = match &s.tls_key {
+        Some(k) => ("tls_key", "the private key", k.clone()),
+        None => (
+            "tls_dir",
+            "the folder of the self-signed key",
+            s.tls_dir.clone(),
+        ),
+    };
+    let real = real_path(&path);
+    served
+        .iter()
+        .filter(|(_, folder)| real.starts_with(real_path(folder)))
+        .map(|(name, folder)| {
+            ConfigError::new(
+                source,
+                key,
+                format!(
+                    "{what} {} is inside {name} ({}), where FTP clients could download it; \
+                     keep TLS keys outside every served folder",
+                    path.display(),
+                    folder.display()
+                ),
+            )
+            .to_string()
+        })
+        .collect()
+}
+
+/// The config key a TLS loading error is about, from the file it names.
+fn tls_error_key(s: &Settings, e: &TlsError) -> &'static str {
+    let Some(p) = e.path() else {
+        return "tls_cert";
+    };
+    if s.tls_key.as_deref() == Some(p) {
+        "tls_key"
+    } else if s.tls_key_password_file.as_deref() == Some(p) {
+        "tls_key_password_file"
+    } else if s.tls_client_ca.as_deref() == Some(p) {
+        "tls_client_ca"
+    } else if s.tls_cert.as_deref() == Some(p) {
+        "tls_cert"
+    } else {
+        "tls_dir"
+    }
+}
+
+/// Loads the configured certificate, or makes (first start) or reuses the self-signed one in
+/// `tls_dir`. `None` when TLS is off.
+fn load_tls(s: &Settings, source: &str) -> Result<Option<TlsContext>, Vec<String>> {
+    if !s.tls {
+        return Ok(None);
+    }
+    let fail = |e: TlsError| {
+        vec![ConfigError::new(source, tls_error_key(s, &e), e.to_string()).to_string()]
+    };
+    let ctx = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => TlsContext::load(&s.tls_settings(cert, key)).map_err(fail)?,
+        _ => {
+            let made = tls::ensure_self_signed(&s.tls_dir).map_err(fail)?;
+            if made.created {
+                log::info!(
+                    "made a self-signed TLS certificate in {} (clients will be warned about it; \
+                     set tls_cert and tls_key, or --cert and --key, for a real one)",
+                    s.tls_dir.display()
+                );
+            }
+            let mut t = s.tls_settings(&made.cert_path, &made.key_path);
+            t.key_password = None;
+            t.key_password_file = None;
+            TlsContext::load(&t).map_err(fail)?
+        }
+    };
+    Ok(Some(ctx))
 }
 
 /// The named accounts of the users file, checked as `serve` and `check-config` need.
@@ -194,10 +380,7 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
             settings.root.display()
         )]
     })?;
-    let config_name = args
-        .config
-        .as_ref()
-        .map_or("command line".to_string(), |p| p.display().to_string());
+    let config_name = config_name(&args);
     let mut accounts = file_users(&settings, &config_name)?;
     let mut generated = None;
     for (name, pw) in &args.user {
@@ -207,6 +390,7 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
             password_hash: users::hash_password(pw).map_err(|e| vec![e])?,
             home: settings.root.clone(),
             write: true,
+            tls: TlsOverride::default(),
         });
     }
     if accounts.is_empty() && args.user.is_empty() {
@@ -218,6 +402,7 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
             password_hash: users::hash_password(&pw).map_err(|e| vec![e])?,
             home: settings.root.clone(),
             write: true,
+            tls: TlsOverride::default(),
         });
         generated = Some((name, pw));
     }
@@ -248,12 +433,52 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
         },
         settings.max_connections
     );
+    let placement = tls_placement_problems(
+        &settings,
+        &accounts,
+        anonymous_root.as_deref(),
+        &config_name,
+    );
+    if !placement.is_empty() {
+        return Err(placement);
+    }
+    let tls = load_tls(&settings, &config_name)?;
+    // Reload on file change or SIGHUP for the server's whole life (dropped after `run`).
+    let _watcher = match &tls {
+        Some(ctx) => match ctx.watch(WatchOptions::default()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::warn!("cannot watch the TLS certificate for changes: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(ctx) = &tls {
+        log::info!(
+            "FTPS on: AUTH TLS offered; TLS required on control connections: {:?}, on data \
+             connections: {:?}; data connections must resume the control session: {}",
+            settings.tls_required_control,
+            settings.tls_required_data,
+            settings.require_tls_session_reuse
+        );
+        log::debug!("TLS settings: {:?}", ctx.settings());
+    }
     let store = UserStore::new(accounts, anonymous_root).map_err(|e| vec![e])?;
-    let server = Server::bind(Shared::new(settings, store)).map_err(|e| vec![e])?;
+    let server = Server::bind(Shared::new(settings, store, tls.clone())).map_err(|e| vec![e])?;
     let mut out = std::io::stdout().lock();
     let mut lines = String::new();
     if let Some((name, pw)) = &generated {
         lines.push_str(&format!("user: {name}\npassword: {pw}\n"));
+    }
+    if let Some(ctx) = &tls {
+        lines.push_str(&format!(
+            "tls certificate sha256 fingerprint: {}\n",
+            ctx.fingerprint()
+        ));
+    }
+    for addr in server.implicit_addrs() {
+        lines.push_str(&format!("listening on ftps://{addr} (implicit TLS)\n"));
     }
     for addr in server.local_addrs() {
         lines.push_str(&format!("listening on ftp://{addr}\n"));
@@ -379,8 +604,28 @@ fn check_config(file: &Path) -> Result<(), Vec<String>> {
             .to_string(),
         );
     }
-    if let Err(e) = file_users(&s, &name) {
-        problems.extend(e);
+    match file_users(&s, &name) {
+        Ok(accounts) => {
+            let anonymous_root = s.anonymous.then(|| s.anonymous_root().to_path_buf());
+            problems.extend(tls_placement_problems(
+                &s,
+                &accounts,
+                anonymous_root.as_deref(),
+                &name,
+            ));
+        }
+        Err(e) => problems.extend(e),
+    }
+    // A configured certificate and key must load (password, match, validity); the
+    // self-signed one is made by `serve`, not here.
+    if s.tls && s.tls_problems().is_empty() {
+        if let (Some(cert), Some(key)) = (&s.tls_cert, &s.tls_key) {
+            if let Err(e) = TlsContext::load(&s.tls_settings(cert, key)) {
+                problems.push(
+                    ConfigError::new(&name, tls_error_key(&s, &e), e.to_string()).to_string(),
+                );
+            }
+        }
     }
     if problems.is_empty() {
         println!("ok");

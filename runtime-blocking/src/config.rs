@@ -13,7 +13,15 @@
 //! passive_ports = "30000-30100"
 //! passive_address = "203.0.113.7"
 //! max_connections = 200
+//! tls_cert = "/etc/wharf/cert.pem"
+//! tls_key = "/etc/wharf/key.pem"
+//! tls_required_control = "accounts"
+//! tls_required_data = "accounts"
+//! implicit_listen = ["0.0.0.0:990"]
 //! ```
+//!
+//! The TLS keys (`tls`, `tls_*`, `implicit_listen`, `allow_ccc`, `require_tls_session_reuse`)
+//! are described in docs/ftps.md, with what each does on the wire.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use wharf_core::addr::PassivePorts;
+use wharf_core::{Secret, TlsPolicy};
+
+use crate::tls::{ClientCertMode, ClientIdentitySource, MinTlsVersion, TlsSettings};
 
 /// One problem in a configuration: where (file, key) and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +147,50 @@ pub struct Settings {
     /// `greeting`: text of the `220` greeting; several lines make a multi-line reply. Default
     /// `Wharf FTP server ready.`
     pub greeting: String,
+    /// `tls`: offer FTPS (AUTH TLS on the listeners, and the implicit-TLS listeners). Default
+    /// true: with no `tls_cert`, a self-signed certificate is made in `tls_dir` on first start.
+    pub tls: bool,
+    /// `tls_cert`: PEM file with the server certificate, then any intermediates. Default none
+    /// (the self-signed certificate). Needs `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`: PEM file with the private key (PKCS#8, PKCS#1, SEC1, or encrypted PKCS#8).
+    /// Default none. Needs `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// `tls_key_password`: password of an encrypted `tls_key`. Default none. Never logged.
+    pub tls_key_password: Option<Secret>,
+    /// `tls_key_password_file`: file whose first line is that password (exclusive with
+    /// `tls_key_password`). Default none.
+    pub tls_key_password_file: Option<PathBuf>,
+    /// `tls_dir`: where the self-signed certificate and key are made and kept when no
+    /// `tls_cert` is set. Must not be inside a folder FTP users see. Default `./wharf-tls`.
+    pub tls_dir: PathBuf,
+    /// `tls_min_version`: `"1.2"` (TLS 1.2 and 1.3) or `"1.3"`. Default `"1.2"`; TLS 1.0 and
+    /// 1.1 are never offered.
+    pub tls_min_version: MinTlsVersion,
+    /// `tls_client_cert`: `off`, `request` or `require` a client certificate. Default `off`.
+    pub tls_client_cert: ClientCertMode,
+    /// `tls_client_ca`: PEM bundle of the CAs client certificates must chain to; required
+    /// unless `tls_client_cert` is `off`. Default none.
+    pub tls_client_ca: Option<PathBuf>,
+    /// `tls_client_identity`: which field of a client certificate names the user: `cn`,
+    /// `san-email` or `san-dns`. Default `cn`.
+    pub tls_client_identity: ClientIdentitySource,
+    /// `tls_required_control`: who must protect the control connection before logging in:
+    /// `none`, `accounts` (everyone but anonymous) or `all`. Default `none`.
+    pub tls_required_control: TlsPolicy,
+    /// `tls_required_data`: who must protect data connections (PROT P): `none`, `accounts`
+    /// or `all`. Default `none`.
+    pub tls_required_data: TlsPolicy,
+    /// `implicit_listen`: addresses of implicit-TLS listeners (the handshake comes first;
+    /// port 990 by tradition). Default none.
+    pub implicit_listen: Vec<SocketAddr>,
+    /// `allow_ccc`: accept CCC (the control connection goes back to the clear after login).
+    /// Default false.
+    pub allow_ccc: bool,
+    /// `require_tls_session_reuse`: a protected data connection must resume the TLS session
+    /// of its control connection. Default true; turning it off lets whoever reaches the
+    /// passive port first take the data.
+    pub require_tls_session_reuse: bool,
 }
 
 impl Default for Settings {
@@ -163,6 +218,21 @@ impl Default for Settings {
             allow_foreign_data_address: false,
             allow_privileged_data_port: false,
             greeting: core.greeting,
+            tls: true,
+            tls_cert: None,
+            tls_key: None,
+            tls_key_password: None,
+            tls_key_password_file: None,
+            tls_dir: PathBuf::from("wharf-tls"),
+            tls_min_version: MinTlsVersion::default(),
+            tls_client_cert: ClientCertMode::default(),
+            tls_client_ca: None,
+            tls_client_identity: ClientIdentitySource::default(),
+            tls_required_control: core.tls_control,
+            tls_required_data: core.tls_data,
+            implicit_listen: Vec::new(),
+            allow_ccc: core.allow_ccc,
+            require_tls_session_reuse: core.require_tls_session_reuse,
         }
     }
 }
@@ -189,6 +259,21 @@ pub const KEYS: &[&str] = &[
     "allow_foreign_data_address",
     "allow_privileged_data_port",
     "greeting",
+    "tls",
+    "tls_cert",
+    "tls_key",
+    "tls_key_password",
+    "tls_key_password_file",
+    "tls_dir",
+    "tls_min_version",
+    "tls_client_cert",
+    "tls_client_ca",
+    "tls_client_identity",
+    "tls_required_control",
+    "tls_required_data",
+    "implicit_listen",
+    "allow_ccc",
+    "require_tls_session_reuse",
 ];
 
 /// Reads one key's value, collecting problems.
@@ -243,6 +328,40 @@ impl Reader<'_> {
         }
     }
 
+    /// An address or an array of addresses (`ip:port`); `example` shows the form.
+    fn addresses(&mut self, key: &str, v: &toml::Value, example: &str) -> Option<Vec<SocketAddr>> {
+        let items: Vec<&toml::Value> = match v {
+            toml::Value::Array(a) => a.iter().collect(),
+            toml::Value::String(_) => vec![v],
+            v => {
+                self.err(
+                    key,
+                    format!(
+                        "must be an array of strings such as [\"{example}\"], not {}",
+                        v.type_str()
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut list = Vec::new();
+        let mut bad = false;
+        for item in items {
+            if let Some(text) = self.string(key, item) {
+                match parse_listen(&text) {
+                    Ok(a) => list.push(a),
+                    Err(m) => {
+                        bad = true;
+                        self.err(key, m)
+                    }
+                }
+            } else {
+                bad = true;
+            }
+        }
+        (!bad).then_some(list)
+    }
+
     fn path(&mut self, key: &str, v: &toml::Value) -> Option<PathBuf> {
         let s = self.string(key, v)?;
         if s.is_empty() {
@@ -258,6 +377,26 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     s.trim().parse().map_err(|_| {
         format!("'{s}': not an address with a port, such as 127.0.0.1:2121 or [::1]:2121")
     })
+}
+
+/// Parses a TLS policy: `none`, `accounts` or `all`.
+pub fn parse_tls_policy(s: &str) -> Result<TlsPolicy, String> {
+    match s.trim() {
+        "none" => Ok(TlsPolicy::None),
+        "accounts" => Ok(TlsPolicy::Accounts),
+        "all" => Ok(TlsPolicy::All),
+        other => Err(format!(
+            "'{other}': expected none, accounts (everyone but anonymous) or all"
+        )),
+    }
+}
+
+fn policy_name(p: TlsPolicy) -> &'static str {
+    match p {
+        TlsPolicy::None => "none",
+        TlsPolicy::Accounts => "accounts",
+        TlsPolicy::All => "all",
+    }
 }
 
 /// Parses a passive port list, with the message the config errors use.
@@ -326,29 +465,76 @@ impl Settings {
             let k = key.as_str();
             match k {
                 "listen" => {
-                    let items: Vec<&toml::Value> = match v {
-                        toml::Value::Array(a) => a.iter().collect(),
-                        toml::Value::String(_) => vec![v],
-                        v => {
-                            r.err(k, format!("must be an array of strings such as [\"127.0.0.1:2121\"], not {}", v.type_str()));
-                            continue;
-                        }
-                    };
-                    if items.is_empty() {
-                        r.err(k, "must hold at least one address");
-                    }
-                    let mut list = Vec::new();
-                    for item in items {
-                        if let Some(text) = r.string(k, item) {
-                            match parse_listen(&text) {
-                                Ok(a) => list.push(a),
-                                Err(m) => r.err(k, m),
-                            }
+                    if let Some(list) = r.addresses(k, v, "127.0.0.1:2121") {
+                        if list.is_empty() {
+                            r.err(k, "must hold at least one address");
+                        } else {
+                            s.listen = list;
                         }
                     }
-                    if !list.is_empty() {
-                        s.listen = list;
+                }
+                "implicit_listen" => {
+                    if let Some(list) = r.addresses(k, v, "0.0.0.0:990") {
+                        s.implicit_listen = list;
                     }
+                }
+                "tls" => s.tls = r.bool(k, v).unwrap_or(s.tls),
+                "tls_cert" => s.tls_cert = r.path(k, v).or(s.tls_cert.take()),
+                "tls_key" => s.tls_key = r.path(k, v).or(s.tls_key.take()),
+                "tls_key_password" => {
+                    if let Some(pw) = r.string(k, v) {
+                        if pw.is_empty() {
+                            r.err(
+                                k,
+                                "must not be empty (leave the key out for an unencrypted key)",
+                            );
+                        } else {
+                            s.tls_key_password = Some(Secret::new(pw));
+                        }
+                    }
+                }
+                "tls_key_password_file" => {
+                    s.tls_key_password_file = r.path(k, v).or(s.tls_key_password_file.take())
+                }
+                "tls_dir" => s.tls_dir = r.path(k, v).unwrap_or(s.tls_dir),
+                "tls_min_version" => {
+                    if let Some(text) = r.string(k, v) {
+                        match text.parse() {
+                            Ok(m) => s.tls_min_version = m,
+                            Err(m) => r.err(k, m),
+                        }
+                    }
+                }
+                "tls_client_cert" => {
+                    if let Some(text) = r.string(k, v) {
+                        match text.parse() {
+                            Ok(m) => s.tls_client_cert = m,
+                            Err(m) => r.err(k, m),
+                        }
+                    }
+                }
+                "tls_client_ca" => s.tls_client_ca = r.path(k, v).or(s.tls_client_ca.take()),
+                "tls_client_identity" => {
+                    if let Some(text) = r.string(k, v) {
+                        match text.parse() {
+                            Ok(m) => s.tls_client_identity = m,
+                            Err(m) => r.err(k, m),
+                        }
+                    }
+                }
+                "tls_required_control" | "tls_required_data" => {
+                    if let Some(text) = r.string(k, v) {
+                        match parse_tls_policy(&text) {
+                            Ok(p) if k == "tls_required_control" => s.tls_required_control = p,
+                            Ok(p) => s.tls_required_data = p,
+                            Err(m) => r.err(k, m),
+                        }
+                    }
+                }
+                "allow_ccc" => s.allow_ccc = r.bool(k, v).unwrap_or(s.allow_ccc),
+                "require_tls_session_reuse" => {
+                    s.require_tls_session_reuse =
+                        r.bool(k, v).unwrap_or(s.require_tls_session_reuse)
                 }
                 "root" => s.root = r.path(k, v).unwrap_or(s.root),
                 "users_file" => {
@@ -447,7 +633,87 @@ impl Settings {
                 _ => r.err(k, format!("unknown key (known keys: {})", KEYS.join(", "))),
             }
         }
+        for (key, message) in s.tls_problems() {
+            r.err(key, message);
+        }
         (s, r.errors)
+    }
+
+    /// Contradictions between the TLS keys, as (key, problem). Checked after the file and
+    /// again after the command-line flags.
+    pub fn tls_problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => out.push((
+                "tls_key",
+                "missing: tls_cert is set, so the key of that certificate is needed too".into(),
+            )),
+            (None, Some(_)) => out.push((
+                "tls_cert",
+                "missing: tls_key is set, so its certificate is needed too".into(),
+            )),
+            _ => {}
+        }
+        if self.tls_key_password.is_some() && self.tls_key_password_file.is_some() {
+            out.push((
+                "tls_key_password_file",
+                "set together with tls_key_password; use one of the two".into(),
+            ));
+        }
+        if self.tls_client_cert != ClientCertMode::Off && self.tls_client_ca.is_none() {
+            out.push((
+                "tls_client_ca",
+                format!(
+                    "missing: tls_client_cert = \"{}\" needs the CA bundle client certificates \
+                     are checked against",
+                    if self.tls_client_cert == ClientCertMode::Require {
+                        "require"
+                    } else {
+                        "request"
+                    }
+                ),
+            ));
+        }
+        if !self.tls {
+            for (key, policy) in [
+                ("tls_required_control", self.tls_required_control),
+                ("tls_required_data", self.tls_required_data),
+            ] {
+                if policy != TlsPolicy::None {
+                    out.push((
+                        key,
+                        format!(
+                            "is \"{}\" but tls = false: nobody could log in; turn TLS on or \
+                             set it to \"none\"",
+                            policy_name(policy)
+                        ),
+                    ));
+                }
+            }
+            if !self.implicit_listen.is_empty() {
+                out.push((
+                    "implicit_listen",
+                    "implicit-TLS listeners need tls = true".into(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// What the TLS module needs, for a certificate and key at these paths (the configured
+    /// ones, or the self-signed pair).
+    pub fn tls_settings(&self, cert: &Path, key: &Path) -> TlsSettings {
+        let mut t = TlsSettings::new(cert, key);
+        t.key_password = self
+            .tls_key_password
+            .as_ref()
+            .map(|p| p.expose().to_owned());
+        t.key_password_file = self.tls_key_password_file.clone();
+        t.min_version = self.tls_min_version;
+        t.client_cert = self.tls_client_cert;
+        t.client_ca_path = self.tls_client_ca.clone();
+        t.client_identity = self.tls_client_identity;
+        t
     }
 
     /// The folder anonymous users see.
@@ -467,6 +733,10 @@ impl Settings {
         c.passive_address = self.passive_address;
         c.allow_foreign_data_address = self.allow_foreign_data_address;
         c.allow_privileged_data_port = self.allow_privileged_data_port;
+        c.tls_control = self.tls_required_control;
+        c.tls_data = self.tls_required_data;
+        c.allow_ccc = self.allow_ccc;
+        c.require_tls_session_reuse = self.require_tls_session_reuse;
         Arc::new(c)
     }
 }
@@ -519,6 +789,20 @@ mod tests {
             allow_foreign_data_address = true
             allow_privileged_data_port = true
             greeting = "Hello\nthere"
+            tls = true
+            tls_cert = "cert.pem"
+            tls_key = "/keys/key.pem"
+            tls_key_password_file = "pw.txt"
+            tls_dir = "tls"
+            tls_min_version = "1.3"
+            tls_client_cert = "request"
+            tls_client_ca = "ca.pem"
+            tls_client_identity = "san-email"
+            tls_required_control = "accounts"
+            tls_required_data = "all"
+            implicit_listen = ["127.0.0.1:990"]
+            allow_ccc = true
+            require_tls_session_reuse = false
         "#;
         let s = Settings::parse(text, "wharf.toml", Path::new("/etc/wharf")).unwrap();
         assert_eq!(s.listen.len(), 2);
@@ -540,6 +824,70 @@ mod tests {
         assert!(s.allow_foreign_data_address && s.allow_privileged_data_port);
         assert_eq!(s.core_config().greeting, "Hello\nthere");
         assert_eq!(s.core_config().passive_address, s.passive_address);
+        assert!(s.tls);
+        assert_eq!(s.tls_cert, Some(PathBuf::from("/etc/wharf/cert.pem")));
+        assert_eq!(s.tls_key, Some(PathBuf::from("/keys/key.pem")));
+        assert_eq!(
+            s.tls_key_password_file,
+            Some(PathBuf::from("/etc/wharf/pw.txt"))
+        );
+        assert_eq!(s.tls_dir, PathBuf::from("/etc/wharf/tls"));
+        assert_eq!(s.tls_min_version, MinTlsVersion::Tls13);
+        assert_eq!(s.tls_client_cert, ClientCertMode::Request);
+        assert_eq!(s.tls_client_ca, Some(PathBuf::from("/etc/wharf/ca.pem")));
+        assert_eq!(s.tls_client_identity, ClientIdentitySource::SanEmail);
+        assert_eq!(s.implicit_listen, vec!["127.0.0.1:990".parse().unwrap()]);
+        let c = s.core_config();
+        assert_eq!(c.tls_control, TlsPolicy::Accounts);
+        assert_eq!(c.tls_data, TlsPolicy::All);
+        assert!(c.allow_ccc && !c.require_tls_session_reuse);
+        let t = s.tls_settings(Path::new("c"), Path::new("k"));
+        assert_eq!(t.min_version, MinTlsVersion::Tls13);
+        assert_eq!(t.key_password_file, s.tls_key_password_file);
+    }
+
+    #[test]
+    fn tls_defaults_and_contradictions() {
+        let s = Settings::parse("", "wharf.toml", Path::new("")).unwrap();
+        assert!(s.tls && s.tls_cert.is_none() && s.implicit_listen.is_empty());
+        assert_eq!(s.tls_dir, PathBuf::from("wharf-tls"));
+        let c = s.core_config();
+        assert_eq!(
+            (c.tls_control, c.tls_data),
+            (TlsPolicy::None, TlsPolicy::None)
+        );
+        assert!(!c.allow_ccc && c.require_tls_session_reuse);
+
+        let e = errors(
+            "tls_cert = \"c.pem\"\ntls_key_password = \"a\"\ntls_key_password_file = \"p\"\n\
+             tls_client_cert = \"require\"\ntls_min_version = \"1.1\"\n\
+             tls_required_data = \"some\"\ntls_client_identity = \"uid\"\nimplicit_listen = 990",
+        );
+        let all = e.join("\n");
+        for want in [
+            "wharf.toml: key 'tls_key': missing: tls_cert is set",
+            "wharf.toml: key 'tls_key_password_file': set together with tls_key_password",
+            "wharf.toml: key 'tls_client_ca': missing: tls_client_cert = \"require\"",
+            "wharf.toml: key 'tls_min_version': TLS 1.1 is not supported",
+            "wharf.toml: key 'tls_required_data': 'some': expected none, accounts",
+            "wharf.toml: key 'tls_client_identity': unknown client identity field",
+            "wharf.toml: key 'implicit_listen': must be an array of strings such as [\"0.0.0.0:990\"]",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        assert_eq!(e.len(), 7, "{all}");
+
+        let e = errors(
+            "tls = false\ntls_required_control = \"accounts\"\nimplicit_listen = [\"127.0.0.1:990\"]",
+        );
+        assert_eq!(
+            e,
+            vec![
+                "wharf.toml: key 'tls_required_control': is \"accounts\" but tls = false: nobody \
+                 could log in; turn TLS on or set it to \"none\"",
+                "wharf.toml: key 'implicit_listen': implicit-TLS listeners need tls = true",
+            ]
+        );
     }
 
     #[test]

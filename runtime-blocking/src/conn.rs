@@ -7,26 +7,43 @@
 //! [`crate::transfer`]) keeps watching the control connection while it moves bytes.
 //!
 //! It owns the session's resources: the control stream, the storage of the logged-in user,
-//! the passive listener. It must not decide protocol questions: the core has done that.
+//! the passive listener, and the control connection's TLS configuration (whose session store
+//! its protected data connections must resume from). It must not decide protocol questions:
+//! the core has done that.
+//!
+//! TLS on the control connection: `StartTls` runs the handshake (bounded by
+//! [`TLS_HANDSHAKE_TIMEOUT`]) after the 234 is written; a failure is logged with the reason
+//! and closes this connection only. `StopTls` (CCC, REIN) exchanges close_notify and goes on
+//! over the same TCP socket in the clear. On an implicit-TLS listener the handshake comes
+//! before the session exists; a client speaking clear text there fails the handshake and is
+//! dropped.
 
 use log::{error, info, warn};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wharf_core::{Action, ActionId, ActionKind, LoginError, Outcome, OutcomeKind, Output, Session};
+use wharf_core::{
+    Action, ActionId, ActionKind, LoginError, Outcome, OutcomeKind, Output, Session, TlsInfo,
+};
 
 use crate::data::PassiveListener;
 use crate::server::Shared;
 use crate::storage::{unix_now, LocalFs, Storage};
-use crate::stream::ControlStream;
+use crate::stream::{self, ControlStream, TlsStream};
+use crate::tls::TlsContext;
+use crate::users::Login;
 
 /// How long writing one reply may take before the client is given up.
 pub const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long, after closing, unread input from the client is drained (so that the last reply
 /// is not destroyed by a TCP reset).
 pub const LINGER: Duration = Duration::from_millis(250);
+/// How long a TLS handshake on a control connection may take.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -50,6 +67,9 @@ pub struct Connection<'a> {
     pub(crate) storage: Option<Box<dyn Storage>>,
     pub(crate) user: Option<String>,
     pub(crate) passive: Option<PassiveListener>,
+    /// The TLS configuration of this control connection (set by its handshake): protected
+    /// data connections use it, so that they can resume this connection's session only.
+    pub(crate) tls_config: Option<Arc<ServerConfig>>,
     /// Actions the core asked for during a transfer that are not about the transfer; run
     /// after it.
     pub(crate) deferred: VecDeque<Action>,
@@ -61,36 +81,70 @@ pub struct Connection<'a> {
 }
 
 impl<'a> Connection<'a> {
-    /// Serves a new control connection until it closes.
-    pub fn serve(shared: &'a Shared, ctrl: ControlStream, peer: SocketAddr) {
-        let local = match ctrl.tcp().local_addr() {
+    /// Serves a new control connection until it closes. On an implicit-TLS listener
+    /// (`implicit`) the TLS handshake runs first; a connection that fails it is dropped.
+    pub fn serve(shared: &'a Shared, tcp: TcpStream, peer: SocketAddr, implicit: bool) {
+        let local = match tcp.local_addr() {
             Ok(a) => a,
             Err(e) => {
                 warn!("connection from {peer}: no local address ({e}); dropped");
                 return;
             }
         };
-        let _ = ctrl.tcp().set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        info!(
+            "session {id} start peer={peer}{}",
+            if implicit { " (implicit TLS)" } else { "" }
+        );
+        let (ctrl, session, tls_config) = if implicit {
+            let Some(tls) = &shared.tls else {
+                warn!("session {id}: implicit-TLS connection from {peer} but TLS is off; dropped");
+                return;
+            };
+            let config = tls.control_config();
+            match accept_tls(tls, Arc::clone(&config), tcp) {
+                Ok((stream, info)) => {
+                    log_handshake(id, peer, "implicit", &stream.conn, &info);
+                    let session = Session::new_implicit_tls(
+                        shared.core.clone(),
+                        peer,
+                        local,
+                        Instant::now(),
+                        info,
+                    );
+                    (ControlStream::Tls(Box::new(stream)), session, Some(config))
+                }
+                Err(e) => {
+                    // Plain text on the implicit port, a scanner, an old TLS version...:
+                    // nothing to answer; the server goes on.
+                    info!("session {id}: implicit TLS handshake with {peer} failed: {e}; closed");
+                    return;
+                }
+            }
+        } else {
+            let session = Session::new(shared.core.clone(), peer, local, Instant::now());
+            (ControlStream::Plain(tcp), session, None)
+        };
         let _ = ctrl.tcp().set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
-        let session = Session::new(shared.core.clone(), peer, local, Instant::now());
         let mut conn = Connection {
             shared,
             session,
             ctrl,
             peer,
             local,
-            id: SESSION_IDS.fetch_add(1, Ordering::Relaxed),
+            id,
             storage: None,
             user: None,
             passive: None,
+            tls_config,
             deferred: VecDeque::new(),
             closing: false,
             bytes_up: 0,
             bytes_down: 0,
             buf: vec![0u8; 4096],
         };
-        let started = Instant::now();
-        info!("session {} start peer={peer}", conn.id);
         let why = conn.run();
         conn.linger();
         info!(
@@ -155,7 +209,7 @@ impl<'a> Connection<'a> {
             };
             match out {
                 Output::Reply(r) => {
-                    if let Err(e) = self.ctrl.write_all(r.as_bytes()) {
+                    if let Err(e) = self.ctrl.send(r.as_bytes()) {
                         info!("session {}: cannot write a reply: {e}", self.id);
                         return false;
                     }
@@ -176,7 +230,7 @@ impl<'a> Connection<'a> {
         while let Some(out) = self.session.poll_output() {
             match out {
                 Output::Reply(r) => {
-                    if let Err(e) = self.ctrl.write_all(r.as_bytes()) {
+                    if let Err(e) = self.ctrl.send(r.as_bytes()) {
                         info!("session {}: cannot write a reply: {e}", self.id);
                         self.closing = true;
                         interrupt = Some(Interrupt::Close);
@@ -245,9 +299,17 @@ impl<'a> Connection<'a> {
         let no_storage = wharf_core::StorageError::PermissionDenied;
         match action.kind {
             ActionKind::Authenticate { user, password } => {
-                let result = self.authenticate(&user, password.expose());
+                let checked = self.shared.users.authenticate(&user, password.expose());
+                let result = self.login(&user, checked, "password");
                 self.outcome(id, OutcomeKind::Authenticated(result));
             }
+            ActionKind::AuthenticateCertificate { user } => {
+                let checked = self.shared.users.authenticate_certificate(&user);
+                let result = self.login(&user, checked, "client certificate");
+                self.outcome(id, OutcomeKind::Authenticated(result));
+            }
+            ActionKind::StartTls => self.start_tls(id),
+            ActionKind::StopTls => self.stop_tls(),
             ActionKind::Stat { path } => {
                 let r = match &self.storage {
                     Some(s) => s.stat(&path),
@@ -334,7 +396,7 @@ impl<'a> Connection<'a> {
                 );
                 let _ = self
                     .ctrl
-                    .write_all(b"421 Internal error: unsupported operation; closing.\r\n");
+                    .send(b"421 Internal error: unsupported operation; closing.\r\n");
                 self.closing = true;
             }
         }
@@ -365,12 +427,15 @@ impl<'a> Connection<'a> {
         }
     }
 
-    fn authenticate(
+    /// Completes a login the user store accepted (opening the user's storage), or logs why it
+    /// failed. `how` says what vouched for the user, for the log.
+    fn login(
         &mut self,
         user: &str,
-        password: &str,
+        checked: Result<Login, LoginError>,
+        how: &str,
     ) -> Result<wharf_core::Account, LoginError> {
-        match self.shared.users.authenticate(user, password) {
+        match checked {
             Ok(login) => match LocalFs::new(&login.home) {
                 Ok(fs) => {
                     let a = &login.account;
@@ -380,7 +445,7 @@ impl<'a> Connection<'a> {
                         fs.with_owner(&a.user, a.group())
                     };
                     info!(
-                        "session {} login user={} peer={}",
+                        "session {} login user={} peer={} by {how}",
                         self.id, login.account.name, self.peer
                     );
                     self.storage = Some(Box::new(fs));
@@ -403,7 +468,7 @@ impl<'a> Connection<'a> {
                 // The name a client tried is worth logging; the password never is.
                 let shown: String = user.chars().take(64).collect();
                 info!(
-                    "session {} login failed user={shown:?} peer={}",
+                    "session {} login failed user={shown:?} peer={} by {how}",
                     self.id, self.peer
                 );
                 Err(e)
@@ -411,10 +476,98 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// After the session ends: close for writing, then read and discard what the client still
-    /// sends for a short while, so that the last reply arrives before the connection goes.
+    /// `StartTls`: the 234 has been written; run the handshake on the control connection and
+    /// report it. A failed handshake closes the connection (the core closes the session).
+    fn start_tls(&mut self, id: ActionId) {
+        let fail = |conn: &mut Self, why: String| {
+            info!(
+                "session {}: TLS handshake with {} failed: {why}; closing",
+                conn.id, conn.peer
+            );
+            conn.outcome(id, OutcomeKind::TlsEstablished(Err(why)));
+            conn.closing = true;
+        };
+        let Some(tls) = self.shared.tls.clone() else {
+            return fail(self, "TLS is not configured".into());
+        };
+        // Swap the plain socket out (a duplicate descriptor stands in meanwhile).
+        let placeholder = match self.ctrl.tcp().try_clone() {
+            Ok(t) => t,
+            Err(e) => return fail(self, format!("cannot prepare the socket: {e}")),
+        };
+        let tcp = match std::mem::replace(&mut self.ctrl, ControlStream::Plain(placeholder)) {
+            ControlStream::Plain(tcp) => tcp,
+            other => {
+                // Already protected: the core does not ask for this.
+                self.ctrl = other;
+                return fail(self, "TLS is already in use".into());
+            }
+        };
+        let config = tls.control_config();
+        match accept_tls(&tls, Arc::clone(&config), tcp) {
+            Ok((stream, info)) => {
+                log_handshake(self.id, self.peer, "AUTH", &stream.conn, &info);
+                let _ = stream.sock.set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
+                self.ctrl = ControlStream::Tls(Box::new(stream));
+                self.tls_config = Some(config);
+                self.outcome(id, OutcomeKind::TlsEstablished(Ok(info)));
+            }
+            Err(e) => fail(self, e),
+        }
+    }
+
+    /// `StopTls` (after the reply to CCC or REIN): close_notify both ways, then go on in the
+    /// clear on the same socket. Data connections keep the TLS configuration: after CCC they
+    /// may still be protected, and resume the session they have.
+    fn stop_tls(&mut self) {
+        if !matches!(self.ctrl, ControlStream::Tls(_)) {
+            return;
+        }
+        let placeholder = match self.ctrl.tcp().try_clone() {
+            Ok(t) => t,
+            Err(e) => {
+                info!("session {}: cannot end TLS: {e}; closing", self.id);
+                self.closing = true;
+                return;
+            }
+        };
+        let ControlStream::Tls(tls) =
+            std::mem::replace(&mut self.ctrl, ControlStream::Plain(placeholder))
+        else {
+            return;
+        };
+        let (tcp, r) = stream::stop_tls(*tls, stream::CLOSE_NOTIFY_WAIT);
+        let _ = tcp.set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
+        self.ctrl = ControlStream::Plain(tcp);
+        match r {
+            Ok(stream::StopTls::Clean) => {
+                info!("session {}: TLS ended; control connection in the clear", self.id)
+            }
+            Ok(stream::StopTls::NoCloseNotify) => info!(
+                "session {}: TLS ended (the client sent no close_notify); control connection in the clear",
+                self.id
+            ),
+            Ok(stream::StopTls::DroppedProtected(n)) => warn!(
+                "session {}: TLS ended; {n} protected bytes the client sent before its close_notify were dropped",
+                self.id
+            ),
+            Err(e) => {
+                info!("session {}: cannot end TLS cleanly: {e}; closing", self.id);
+                self.closing = true;
+            }
+        }
+    }
+
+    /// After the session ends: close for writing (after close_notify on TLS), then read and
+    /// discard what the client still sends for a short while, so that the last reply arrives
+    /// before the connection goes.
     fn linger(&mut self) {
         self.passive = None;
+        if let ControlStream::Tls(s) = &mut self.ctrl {
+            s.conn.send_close_notify();
+            let _ = s.sock.set_write_timeout(Some(LINGER));
+            let _ = std::io::Write::flush(&mut **s);
+        }
         let tcp = self.ctrl.tcp();
         let _ = tcp.shutdown(std::net::Shutdown::Write);
         let deadline = Instant::now() + LINGER;
@@ -430,4 +583,40 @@ impl<'a> Connection<'a> {
             }
         }
     }
+}
+
+/// Runs the server side of the handshake on a new control connection with `config` (bounded
+/// by [`TLS_HANDSHAKE_TIMEOUT`]); returns the protected stream and what the session learns.
+fn accept_tls(
+    tls: &TlsContext,
+    config: Arc<ServerConfig>,
+    mut tcp: TcpStream,
+) -> Result<(TlsStream, TlsInfo), String> {
+    let mut conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
+    stream::handshake(
+        &mut conn,
+        &mut tcp,
+        TLS_HANDSHAKE_TIMEOUT,
+        TLS_HANDSHAKE_TIMEOUT,
+        || false,
+    )
+    .map_err(|e| e.to_string())?;
+    let identity = tls.client_identity(&conn);
+    Ok((StreamOwned::new(conn, tcp), TlsInfo::new(identity)))
+}
+
+fn log_handshake(id: u64, peer: SocketAddr, how: &str, conn: &ServerConnection, info: &TlsInfo) {
+    let version = conn
+        .protocol_version()
+        .map_or("?".into(), |v| format!("{v:?}"));
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map_or("?".into(), |s| format!("{:?}", s.suite()));
+    info!(
+        "session {id} TLS ({how}) peer={peer} version={version} cipher={suite}{}",
+        match &info.client_identity {
+            Some(user) => format!(" client-certificate={user:?}"),
+            None => String::new(),
+        }
+    );
 }

@@ -10,7 +10,9 @@
 //! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root;
 //! - [`users`]: the user store and argon2 password checks;
 //! - [`config`]: the TOML configuration and its errors;
-//! - [`stream`]: control and data streams (plain TCP; TLS plugs in here);
+//! - [`stream`]: control and data streams, plain TCP or TLS, and the blocking TLS steps
+//!   (bounded handshake, the end of TLS after CCC/REIN);
+//! - [`tls`]: certificates, keys and the rustls configurations (FTPS; see docs/ftps.md);
 //! - [`cli`]: the `wharf` command line.
 
 pub mod cli;

@@ -6,7 +6,11 @@
 //! ([`WORKER_STACK`]), and are reused: an idle worker waits [`WORKER_IDLE`] for the next
 //! connection, then ends. A connection beyond `max_connections`, or beyond
 //! `max_connections_per_ip` from one address, gets `421 Too many connections (N); try again
-//! later.` and is closed at once; nothing is queued.
+//! later.` and is closed at once; nothing is queued (on an implicit-TLS listener, where a
+//! clear-text reply cannot be read, it is closed without one).
+//!
+//! Implicit-TLS listeners (`implicit_listen`) are polled with the others; their connections
+//! are marked so that the worker runs the TLS handshake before the session starts.
 
 use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender, TrySendError};
 use log::{error, info, warn};
@@ -23,7 +27,7 @@ use wharf_core::addr::canonical_ip;
 
 use crate::config::Settings;
 use crate::conn::Connection;
-use crate::stream::ControlStream;
+use crate::tls::TlsContext;
 use crate::users::UserStore;
 
 /// Stack size of a worker thread.
@@ -40,17 +44,28 @@ pub struct Shared {
     pub core: Arc<wharf_core::Config>,
     /// The accounts.
     pub users: UserStore,
+    /// The certificate and TLS policy, when FTPS is on.
+    pub tls: Option<TlsContext>,
     active: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Shared {
-    /// Shared state for a server with these settings and users.
-    pub fn new(settings: Settings, users: UserStore) -> Shared {
+    /// Shared state for a server with these settings and users, offering FTPS when `tls` is
+    /// given. The core's configuration gets the TLS policies of the settings and the users'
+    /// own TLS requirements.
+    pub fn new(settings: Settings, users: UserStore, tls: Option<TlsContext>) -> Shared {
+        let mut core = settings.core_config();
+        {
+            let c = Arc::make_mut(&mut core);
+            c.tls_available = tls.is_some();
+            c.tls_overrides = users.tls_overrides();
+        }
         Shared {
-            core: settings.core_config(),
+            core,
             settings,
             users,
+            tls,
             active: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
         }
@@ -115,24 +130,42 @@ impl Drop for Slot {
 struct Job {
     stream: TcpStream,
     peer: SocketAddr,
+    /// Accepted on an implicit-TLS listener.
+    implicit: bool,
     slot: Slot,
+}
+
+/// One listening socket.
+struct Listener {
+    socket: TcpListener,
+    /// The handshake comes first (implicit TLS).
+    implicit: bool,
 }
 
 /// A bound server, ready to run.
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
 }
 
 impl Server {
-    /// Binds every listen address of the settings.
+    /// Binds every listen address of the settings, and the implicit-TLS ones when TLS is on.
     pub fn bind(shared: Shared) -> Result<Server, String> {
         let mut listeners = Vec::new();
-        for addr in &shared.settings.listen {
+        let implicit: &[SocketAddr] = if shared.tls.is_some() {
+            &shared.settings.implicit_listen
+        } else {
+            &[]
+        };
+        let plain = shared.settings.listen.iter().map(|a| (a, false));
+        for (addr, implicit) in plain.chain(implicit.iter().map(|a| (a, true))) {
             let l = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             l.set_nonblocking(true)
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            listeners.push(l);
+            listeners.push(Listener {
+                socket: l,
+                implicit,
+            });
         }
         Ok(Server {
             shared: Arc::new(shared),
@@ -140,11 +173,22 @@ impl Server {
         })
     }
 
-    /// The addresses actually bound (real ports when port 0 was asked for).
+    /// The addresses of the plain (explicit-TLS capable) listeners actually bound (real ports
+    /// when port 0 was asked for).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(false)
+    }
+
+    /// The addresses of the implicit-TLS listeners actually bound.
+    pub fn implicit_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(true)
+    }
+
+    fn addrs(&self, implicit: bool) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter(|l| l.implicit == implicit)
+            .filter_map(|l| l.socket.local_addr().ok())
             .collect()
     }
 
@@ -158,7 +202,7 @@ impl Server {
         let mut poll = Poll::new()?;
         for (i, l) in self.listeners.iter().enumerate() {
             poll.registry().register(
-                &mut SourceFd(&l.as_raw_fd()),
+                &mut SourceFd(&l.socket.as_raw_fd()),
                 Token(i),
                 Interest::READABLE,
             )?;
@@ -177,8 +221,8 @@ impl Server {
             // Edge-triggered: accept on every listener until its backlog is empty.
             for listener in &self.listeners {
                 loop {
-                    match listener.accept() {
-                        Ok((stream, peer)) => self.dispatch(&pool, stream, peer),
+                    match listener.socket.accept() {
+                        Ok((stream, peer)) => self.dispatch(&pool, stream, peer, listener.implicit),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e)
                             if matches!(
@@ -198,25 +242,35 @@ impl Server {
         }
     }
 
-    fn dispatch(&self, pool: &Pool, stream: TcpStream, peer: SocketAddr) {
+    fn dispatch(&self, pool: &Pool, stream: TcpStream, peer: SocketAddr, implicit: bool) {
         let ip = canonical_ip(peer.ip());
         match self.shared.admit(ip) {
             Ok(slot) => {
-                if let Err(job) = pool.run(Job { stream, peer, slot }) {
+                let job = Job {
+                    stream,
+                    peer,
+                    implicit,
+                    slot,
+                };
+                if let Err(job) = pool.run(job) {
                     warn!("no worker thread for {peer}; refused");
-                    refuse(job.stream, self.shared.settings.max_connections);
+                    refuse(job.stream, self.shared.settings.max_connections, implicit);
                 }
             }
             Err(limit) => {
                 info!("connection from {peer} refused: too many connections (limit {limit})");
-                refuse(stream, limit);
+                refuse(stream, limit, implicit);
             }
         }
     }
 }
 
-/// Tells a connection it cannot be served, without waiting on it.
-fn refuse(mut stream: TcpStream, limit: usize) {
+/// Tells a connection it cannot be served, without waiting on it. On an implicit-TLS
+/// listener the client expects a handshake, not text: the connection is just closed.
+fn refuse(mut stream: TcpStream, limit: usize, implicit: bool) {
+    if implicit {
+        return;
+    }
     let _ = stream.set_nonblocking(true);
     let _ = stream
         .write_all(format!("421 Too many connections ({limit}); try again later.\r\n").as_bytes());
@@ -314,9 +368,14 @@ impl Pool {
 
 /// Serves one connection on this worker; a panic ends the connection, not the worker.
 fn serve(shared: &Shared, job: Job) {
-    let Job { stream, peer, slot } = job;
+    let Job {
+        stream,
+        peer,
+        implicit,
+        slot,
+    } = job;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Connection::serve(shared, ControlStream::Plain(stream), peer);
+        Connection::serve(shared, stream, peer, implicit);
     }));
     if r.is_err() {
         error!("session with {peer} ended by an internal error (panic)");

@@ -1,14 +1,24 @@
-//! The byte streams of a session: the control connection and data connections.
+//! The byte streams of a session: the control connection and data connections, plain or TLS.
 //!
 //! Both are enums over the transports Wharf speaks, so that the driver and the transfer code
-//! never hard-wire a `TcpStream`. Today there is only plain TCP; FTPS adds a variant holding a
-//! rustls `StreamOwned<ServerConnection, TcpStream>` to each. Every variant exposes its TCP
+//! never hard-wire a `TcpStream`. The TLS variants hold a rustls
+//! `StreamOwned<ServerConnection, TcpStream>` ([`TlsStream`]). Every variant exposes its TCP
 //! socket ([`ControlStream::tcp`], [`DataStream::tcp`]) for timeouts, blocking mode and
-//! addresses, and only the plain variant offers the zero-copy path
+//! addresses, and only the plain data variant offers the zero-copy path
 //! ([`DataStream::plain_tcp_mut`]).
+//!
+//! This module also holds the blocking TLS steps the driver needs and rustls does not give in
+//! this shape: a handshake bounded in time that lets the caller look at the control connection
+//! between waits ([`handshake`]), and the end of TLS on a control connection that goes on in
+//! the clear after CCC or REIN ([`stop_tls`]). Nothing here decides protocol questions.
 
+use rustls::{ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// A TLS connection over a TCP socket, server side.
+pub type TlsStream = StreamOwned<ServerConnection, TcpStream>;
 
 /// The control connection of a session.
 #[derive(Debug)]
@@ -16,6 +26,8 @@ use std::net::TcpStream;
 pub enum ControlStream {
     /// Plain FTP.
     Plain(TcpStream),
+    /// FTP over TLS (after AUTH TLS, or on an implicit-TLS listener).
+    Tls(Box<TlsStream>),
 }
 
 impl ControlStream {
@@ -23,10 +35,26 @@ impl ControlStream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             ControlStream::Plain(s) => s,
+            ControlStream::Tls(s) => &s.sock,
         }
     }
 
-    /// Reads whatever is available now without waiting: `Ok(None)` when nothing is.
+    /// The TLS connection, when the control connection is protected.
+    pub fn tls(&self) -> Option<&ServerConnection> {
+        match self {
+            ControlStream::Plain(_) => None,
+            ControlStream::Tls(s) => Some(&s.conn),
+        }
+    }
+
+    /// Writes all of `bytes` and flushes them to the socket (through TLS when protected).
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)?;
+        self.flush()
+    }
+
+    /// Reads whatever is available now without waiting: `Ok(None)` when nothing is (for TLS:
+    /// also when only part of a record has arrived).
     pub fn read_now(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         self.tcp().set_nonblocking(true)?;
         let r = self.read(buf);
@@ -44,6 +72,7 @@ impl Read for ControlStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             ControlStream::Plain(s) => s.read(buf),
+            ControlStream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -52,11 +81,13 @@ impl Write for ControlStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             ControlStream::Plain(s) => s.write(buf),
+            ControlStream::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             ControlStream::Plain(s) => s.flush(),
+            ControlStream::Tls(s) => s.flush(),
         }
     }
 }
@@ -67,6 +98,8 @@ impl Write for ControlStream {
 pub enum DataStream {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS (PROT P).
+    Tls(Box<TlsStream>),
 }
 
 impl DataStream {
@@ -74,7 +107,13 @@ impl DataStream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             DataStream::Plain(s) => s,
+            DataStream::Tls(s) => &s.sock,
         }
+    }
+
+    /// Whether the bytes go through TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, DataStream::Tls(_))
     }
 
     /// The socket itself when nothing sits between it and the bytes (no TLS), for the
@@ -82,15 +121,42 @@ impl DataStream {
     pub fn plain_tcp_mut(&mut self) -> Option<&mut TcpStream> {
         match self {
             DataStream::Plain(s) => Some(s),
+            DataStream::Tls(_) => None,
         }
     }
 
-    /// Ends the stream cleanly (for TLS: close_notify) and shuts the socket for writing, so
-    /// the client sees end of file before the transfer's final reply.
-    pub fn finish(&mut self) -> io::Result<()> {
-        match self {
-            DataStream::Plain(s) => s.shutdown(std::net::Shutdown::Write),
+    /// TLS only: queues a close_notify alert (sent by [`DataStream::write_pending`]).
+    pub fn send_close_notify(&mut self) {
+        if let DataStream::Tls(s) = self {
+            s.conn.send_close_notify();
         }
+    }
+
+    /// Whether encrypted bytes wait to be written to the socket.
+    pub fn has_pending(&self) -> bool {
+        match self {
+            DataStream::Plain(_) => false,
+            DataStream::Tls(s) => s.conn.wants_write(),
+        }
+    }
+
+    /// Writes encrypted bytes that wait, once; returns how many went. A socket timeout is a
+    /// `WouldBlock`/`TimedOut` error: call again.
+    pub fn write_pending(&mut self) -> io::Result<usize> {
+        match self {
+            DataStream::Plain(_) => Ok(0),
+            DataStream::Tls(s) => {
+                let s = &mut **s;
+                s.conn.write_tls(&mut s.sock)
+            }
+        }
+    }
+
+    /// Shuts the socket for writing, so the client sees end of file before the transfer's
+    /// final reply. For TLS, call [`DataStream::send_close_notify`] and write what is pending
+    /// first (the transfer code does, watching the control connection meanwhile).
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.tcp().shutdown(std::net::Shutdown::Write)
     }
 }
 
@@ -98,6 +164,7 @@ impl Read for DataStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             DataStream::Plain(s) => s.read(buf),
+            DataStream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -106,11 +173,226 @@ impl Write for DataStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             DataStream::Plain(s) => s.write(buf),
+            DataStream::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             DataStream::Plain(s) => s.flush(),
+            DataStream::Tls(s) => s.flush(),
         }
     }
+}
+
+/// Why a handshake did not finish.
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// The deadline passed.
+    TimedOut(Duration),
+    /// The caller's check asked to stop (ABOR, the session closing).
+    Stopped,
+    /// The peer closed the connection.
+    Closed,
+    /// A socket error or a TLS error (rustls' message in the text).
+    Failed(io::Error),
+}
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeError::TimedOut(d) => {
+                write!(
+                    f,
+                    "the TLS handshake did not finish within {} s",
+                    d.as_secs()
+                )
+            }
+            HandshakeError::Stopped => f.write_str("the TLS handshake was interrupted"),
+            HandshakeError::Closed => {
+                f.write_str("the peer closed the connection during the TLS handshake")
+            }
+            HandshakeError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Runs the server side of a TLS handshake on `tcp` until it completes (and the messages that
+/// follow it, such as TLS 1.3 session tickets, are written), `timeout` passes, or `wait`
+/// returns true. The socket's read and write timeouts are set to at most `slice`; each time a
+/// socket call times out, `wait` is called (to look at the control connection). The caller
+/// sets the timeouts it wants afterwards.
+pub fn handshake(
+    conn: &mut ServerConnection,
+    tcp: &mut TcpStream,
+    timeout: Duration,
+    slice: Duration,
+    mut wait: impl FnMut() -> bool,
+) -> Result<(), HandshakeError> {
+    let deadline = Instant::now() + timeout;
+    // Bounded: each round either makes progress or waits up to `slice`, and the deadline
+    // ends it; the count is a second guard.
+    for _ in 0..1_000_000 {
+        if !conn.is_handshaking() && !conn.wants_write() {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HandshakeError::TimedOut(timeout));
+        }
+        let step = left.min(slice).max(Duration::from_millis(1));
+        tcp.set_read_timeout(Some(step))
+            .and_then(|()| tcp.set_write_timeout(Some(step)))
+            .map_err(HandshakeError::Failed)?;
+        match conn.complete_io(tcp) {
+            Ok((0, 0)) if conn.is_handshaking() => {
+                // No progress and no error: the peer is gone.
+                return Err(HandshakeError::Closed);
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if wait() {
+                    return Err(HandshakeError::Stopped);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(HandshakeError::Closed)
+            }
+            Err(e) => return Err(HandshakeError::Failed(e)),
+        }
+    }
+    Err(HandshakeError::TimedOut(timeout))
+}
+
+/// How long [`stop_tls`] waits for the client's close_notify.
+pub const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(5);
+
+/// What [`stop_tls`] saw.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StopTls {
+    /// Both close_notify alerts were exchanged.
+    Clean,
+    /// The client sent no close_notify within the wait, or sent clear text right away: the
+    /// connection goes on in the clear anyway.
+    NoCloseNotify,
+    /// Protected bytes came before the client's close_notify; they were dropped (this many).
+    DroppedProtected(usize),
+}
+
+/// Ends TLS on a control connection and returns the plain socket (RFC 4217 §12.2, CCC; also
+/// REIN): sends close_notify, then reads the client's close_notify — record by record,
+/// straight off the socket, so that not one byte of the clear text that follows is consumed —
+/// for at most `wait`.
+pub fn stop_tls(stream: TlsStream, wait: Duration) -> (TcpStream, io::Result<StopTls>) {
+    let StreamOwned { mut conn, mut sock } = stream;
+    let r = stop_tls_inner(&mut conn, &mut sock, wait);
+    (sock, r)
+}
+
+fn stop_tls_inner(
+    conn: &mut ServerConnection,
+    sock: &mut TcpStream,
+    wait: Duration,
+) -> io::Result<StopTls> {
+    conn.send_close_notify();
+    let deadline = Instant::now() + wait;
+    // Write the alert (and anything still queued). Bounded by the deadline.
+    while conn.wants_write() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "cannot send close_notify",
+            ));
+        }
+        sock.set_write_timeout(Some(left))?;
+        conn.write_tls(sock)?;
+    }
+    let mut dropped = 0usize;
+    let mut scratch = [0u8; 4096];
+    // What rustls had read already may hold the alert.
+    if close_notify_seen(conn, &mut scratch, &mut dropped)? {
+        return Ok(finished(dropped));
+    }
+    // Then one record at a time: peek at the header, read exactly the record.
+    for _ in 0..64 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(StopTls::NoCloseNotify);
+        }
+        sock.set_read_timeout(Some(left))?;
+        let mut header = [0u8; 5];
+        let n = match sock.peek(&mut header) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(StopTls::NoCloseNotify)
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(StopTls::NoCloseNotify);
+        }
+        // 0x14..=0x17: change_cipher_spec, alert, handshake, application_data. A command in the
+        // clear starts with a letter.
+        if !(0x14..=0x17).contains(&header[0]) {
+            return Ok(StopTls::NoCloseNotify);
+        }
+        if n < 5 {
+            // The rest of the header is on its way; look again shortly.
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        let len = 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+        let mut record = vec![0u8; len];
+        sock.read_exact(&mut record)?;
+        let mut slice = &record[..];
+        while !slice.is_empty() {
+            if conn.read_tls(&mut slice)? == 0 {
+                break;
+            }
+        }
+        if let Err(e) = conn.process_new_packets() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        if close_notify_seen(conn, &mut scratch, &mut dropped)? {
+            return Ok(finished(dropped));
+        }
+    }
+    Ok(StopTls::NoCloseNotify)
+}
+
+fn finished(dropped: usize) -> StopTls {
+    if dropped > 0 {
+        StopTls::DroppedProtected(dropped)
+    } else {
+        StopTls::Clean
+    }
+}
+
+/// Drains plaintext rustls holds (counting it as dropped); true once close_notify came.
+fn close_notify_seen(
+    conn: &mut ServerConnection,
+    scratch: &mut [u8],
+    dropped: &mut usize,
+) -> io::Result<bool> {
+    for _ in 0..1024 {
+        match conn.reader().read(scratch) {
+            Ok(0) => return Ok(true),
+            Ok(n) => *dropped += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }

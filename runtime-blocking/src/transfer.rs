@@ -17,21 +17,32 @@
 //!   For a file server that is the usual trade, as in nginx and vsftpd.) The socket has a
 //!   [`DATA_SLICE`] send timeout so a client that stops reading cannot hold the thread past
 //!   the next control check.
-//! - Everything else (TYPE A, listings, later TLS) goes through a buffer: TYPE A applies the
-//!   core's codecs.
+//! - Everything else (TYPE A, listings, TLS) goes through a buffer: TYPE A applies the
+//!   core's codecs; TLS reads [`UPLOAD_BUFFER`] of the file at a time and writes it all
+//!   through rustls.
+//! - Protected data connections (PROT P): after the 150, a server-side TLS handshake with the
+//!   control connection's configuration (bounded by `data_connect_timeout`, watching the
+//!   control connection). When the core requires it, the handshake must have resumed the
+//!   control connection's session, or the transfer ends with 522 (the data connection could
+//!   belong to anyone who reached the passive port). A download ends with close_notify; an
+//!   upload is complete only when the client's close_notify arrived: a bare TCP end (a cut,
+//!   or an attacker's FIN) is a failed upload, 426, never 226. A STOR that would replace a
+//!   file truncates it only after the handshake, so a refused data connection leaves the file
+//!   as it was.
 //! - Uploads read into a fixed [`UPLOAD_BUFFER`] and write to the file: bounded memory.
 //! - A transfer that moves no byte for `data_stall_timeout` ends with `426`.
 //! - A rate limit ([`Pacer`]) sleeps between chunks, still watching the control connection.
 
-use log::info;
+use log::{info, warn};
+use rustls::{ServerConnection, StreamOwned};
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use wharf_core::codec::{AsciiDecoder, AsciiEncoder};
 use wharf_core::{
-    ActionId, DataEndpoint, OutcomeKind, Representation, StorageError, StoreMode, TransferError,
-    TransferKind, TransferPlan, VirtualPath,
+    ActionId, DataEndpoint, DataProtection, OutcomeKind, Representation, StorageError, StoreMode,
+    TransferError, TransferKind, TransferPlan, VirtualPath,
 };
 
 use wharf_core::addr::canonical_ip;
@@ -39,7 +50,8 @@ use wharf_core::addr::canonical_ip;
 use crate::conn::{Connection, Interrupt};
 use crate::data::connect_active;
 use crate::storage::map_io_error;
-use crate::stream::DataStream;
+use crate::stream::{self, DataStream};
+use crate::tls;
 
 /// Bytes per `sendfile` call on the zero-copy path.
 pub const SENDFILE_CHUNK: u64 = 8 * 1024 * 1024;
@@ -49,6 +61,14 @@ pub const UPLOAD_BUFFER: usize = 256 * 1024;
 pub const DATA_SLICE: Duration = Duration::from_millis(50);
 /// How often the control connection is looked at while data flows.
 pub const CONTROL_CHECK_INTERVAL: Duration = Duration::from_millis(5);
+/// The reason a protected data connection that did not resume the control connection's TLS
+/// session is refused with (reply 522).
+pub const NOT_RESUMED: &str =
+    "the data connection did not resume the control connection's TLS session (required; see README)";
+/// The reason a protected upload that ended without the client's close_notify fails with
+/// (reply 426).
+pub const NO_CLOSE_NOTIFY: &str =
+    "data connection closed without TLS close_notify: upload incomplete";
 
 /// What a transfer moves, opened.
 enum Source {
@@ -125,6 +145,10 @@ impl Connection<'_> {
     pub(crate) fn run_transfer(&mut self, id: ActionId, plan: TransferPlan) {
         let started = Instant::now();
         let (verb, path) = describe(&plan);
+        let prot = match plan.protection {
+            DataProtection::Clear => "C",
+            DataProtection::Private { .. } => "P",
+        };
         let retrieve = !matches!(plan.kind, TransferKind::Store { .. });
         let mut flow = Flow {
             id,
@@ -145,7 +169,7 @@ impl Connection<'_> {
             Err(e) => e.to_string(),
         };
         info!(
-            "session {} transfer user={} cmd={verb} path={path} bytes={} secs={:.3} result={outcome}",
+            "session {} transfer user={} cmd={verb} path={path} prot={prot} bytes={} secs={:.3} result={outcome}",
             self.id,
             self.user.as_deref().unwrap_or("-"),
             flow.bytes,
@@ -164,6 +188,7 @@ impl Connection<'_> {
             kind,
             data,
             representation,
+            protection,
             ..
         } = plan;
         let storage = || {
@@ -177,8 +202,9 @@ impl Connection<'_> {
                 let (file, size) = storage()?
                     .open_read(&path, offset)
                     .map_err(TransferError::Storage)?;
-                let mut stream = self.open_data(flow, data)?;
+                let stream = self.open_data(flow, data)?;
                 self.started(flow, None)?;
+                let mut stream = self.protect(flow, stream, protection)?;
                 self.send(
                     flow,
                     &mut stream,
@@ -187,8 +213,9 @@ impl Connection<'_> {
                 )
             }
             TransferKind::Listing { bytes } => {
-                let mut stream = self.open_data(flow, data)?;
+                let stream = self.open_data(flow, data)?;
                 self.started(flow, None)?;
+                let mut stream = self.protect(flow, stream, protection)?;
                 self.send(
                     flow,
                     &mut stream,
@@ -200,15 +227,27 @@ impl Connection<'_> {
                 // The data connection first: opening the file truncates it (STOR), which must
                 // not happen for an upload that then never gets its data connection.
                 storage()?;
-                let mut stream = self.open_data(flow, data)?;
+                let stream = self.open_data(flow, data)?;
+                // Protected: the handshake comes after the 150 and may be refused, so a STOR
+                // opens without truncating and truncates once the data connection is good.
+                let private = matches!(protection, DataProtection::Private { .. });
+                let open_mode = match mode {
+                    StoreMode::Create if private => StoreMode::Append,
+                    other => other,
+                };
                 let (file, stored_as) = self
                     .storage
                     .as_deref()
                     .ok_or(TransferError::Storage(StorageError::PermissionDenied))?
-                    .open_write(&path, mode)
+                    .open_write(&path, open_mode)
                     .map_err(TransferError::Storage)?;
                 let unique = (mode == StoreMode::Unique).then_some(stored_as);
                 self.started(flow, unique)?;
+                let mut stream = self.protect(flow, stream, protection)?;
+                if open_mode != mode {
+                    file.set_len(0)
+                        .map_err(|e| TransferError::Storage(map_io_error(&e)))?;
+                }
                 self.receive(flow, &mut stream, file, representation)
             }
             _ => Err(TransferError::DataConnection(
@@ -285,6 +324,99 @@ impl Connection<'_> {
         Ok(DataStream::Plain(tcp))
     }
 
+    /// PROT P: the TLS handshake on a new data connection, with the control connection's
+    /// configuration, watching the control connection meanwhile; checks the session was
+    /// resumed when that is required. `Clear` returns the stream as it is.
+    fn protect(
+        &mut self,
+        flow: &mut Flow,
+        stream: DataStream,
+        protection: DataProtection,
+    ) -> Result<DataStream, TransferError> {
+        let DataProtection::Private {
+            require_session_reuse,
+        } = protection
+        else {
+            return Ok(stream);
+        };
+        let DataStream::Plain(mut tcp) = stream else {
+            return Ok(stream);
+        };
+        let Some(config) = self.tls_config.clone() else {
+            return Err(TransferError::Tls(
+                "the control connection has no TLS session".into(),
+            ));
+        };
+        let mut conn =
+            ServerConnection::new(config).map_err(|e| TransferError::Tls(e.to_string()))?;
+        conn.set_buffer_limit(Some(UPLOAD_BUFFER));
+        let timeout = self.shared.settings.data_connect_timeout;
+        let id = flow.id;
+        let mut stop = None;
+        let r = stream::handshake(&mut conn, &mut tcp, timeout, DATA_SLICE, || {
+            stop = self.check_control(id, 0);
+            stop.is_some()
+        });
+        if let Some(i) = stop {
+            return Err(interrupted(i));
+        }
+        if let Err(e) = r {
+            info!(
+                "session {} data connection TLS handshake failed: {e}",
+                self.id
+            );
+            return Err(TransferError::Tls(e.to_string()));
+        }
+        tcp.set_write_timeout(Some(DATA_SLICE))
+            .and_then(|()| tcp.set_read_timeout(Some(DATA_SLICE)))
+            .map_err(|e| TransferError::DataConnection(e.to_string()))?;
+        if require_session_reuse && !tls::data_handshake_resumed(&conn) {
+            warn!(
+                "session {} data connection from {} refused: it did not resume the control \
+                 connection's TLS session",
+                self.id,
+                tcp.peer_addr().map_or("?".into(), |a| a.to_string())
+            );
+            let mut refused = StreamOwned::new(conn, tcp);
+            refused.conn.send_close_notify();
+            let _ = refused.flush();
+            let _ = refused.sock.shutdown(std::net::Shutdown::Both);
+            return Err(TransferError::Tls(NOT_RESUMED.into()));
+        }
+        flow.last_progress = Instant::now();
+        Ok(DataStream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+    }
+
+    /// The end of the data the server sends: for TLS, close_notify written out (watching the
+    /// control connection while a slow client takes it); then the socket shut for writing.
+    fn finish_data(
+        &mut self,
+        flow: &mut Flow,
+        stream: &mut DataStream,
+    ) -> Result<(), TransferError> {
+        if stream.is_tls() {
+            stream.send_close_notify();
+            // Bounded: every round writes, or waits DATA_SLICE and counts towards the stall
+            // timeout in `tick`.
+            for _ in 0..10_000_000 {
+                if !stream.has_pending() {
+                    break;
+                }
+                match stream.write_pending() {
+                    Ok(0) => {
+                        return Err(TransferError::ConnectionLost(
+                            "the data connection closed".into(),
+                        ))
+                    }
+                    Ok(_) => flow.last_progress = Instant::now(),
+                    Err(e) if is_timeout(&e) => self.tick(flow, 0)?,
+                    Err(e) => return Err(lost(&e)),
+                }
+            }
+        }
+        stream.finish().map_err(|e| lost(&e))
+    }
+
     /// Between chunks: progress bookkeeping, stall detection, control checks, pacing.
     fn tick(&mut self, flow: &mut Flow, moved: u64) -> Result<(), TransferError> {
         let now = Instant::now();
@@ -336,7 +468,13 @@ impl Connection<'_> {
                     }
                 }
                 let mut encoder = (representation == Representation::Ascii).then(AsciiEncoder::new);
-                let mut buf = vec![0u8; UPLOAD_BUFFER / 4];
+                // Through TLS, large reads: fewer, fuller records per round.
+                let size = if stream.is_tls() {
+                    UPLOAD_BUFFER
+                } else {
+                    UPLOAD_BUFFER / 4
+                };
+                let mut buf = vec![0u8; size];
                 let mut wire = Vec::new();
                 loop {
                     let n = match file.read(&mut buf) {
@@ -358,7 +496,7 @@ impl Connection<'_> {
             (Source::Bytes(bytes), _) => self.write_all(flow, stream, &bytes)?,
         }
         // End of file for the client before the final reply.
-        stream.finish().map_err(|e| lost(&e))
+        self.finish_data(flow, stream)
     }
 
     /// The zero-copy path: `sendfile` from the file to the socket. Returns `None` when done,
@@ -412,6 +550,8 @@ impl Connection<'_> {
         while !buf.is_empty() {
             let limit = flow.pacer.chunk(buf.len() as u64) as usize;
             let moved = match stream.write(&buf[..limit]) {
+                // rustls takes nothing while its send buffer is full: not an end.
+                Ok(0) if stream.is_tls() => 0,
                 Ok(0) => {
                     return Err(TransferError::ConnectionLost(
                         "the data connection closed".into(),
@@ -442,9 +582,13 @@ impl Connection<'_> {
         loop {
             let limit = flow.pacer.chunk(buf.len() as u64) as usize;
             let n = match stream.read(&mut buf[..limit]) {
+                // For TLS, rustls reports the end only after the client's close_notify.
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if is_timeout(&e) => 0,
+                Err(e) if stream.is_tls() && e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(TransferError::ConnectionLost(NO_CLOSE_NOTIFY.into()));
+                }
                 Err(e) => return Err(lost(&e)),
             };
             if n > 0 {
@@ -463,6 +607,16 @@ impl Connection<'_> {
             plain.clear();
             dec.finish(&mut plain);
             file.write_all(&plain).map_err(write_err)?;
+        }
+        if stream.is_tls() {
+            // Answer the client's close_notify with ours (clients such as Python's ssl wait
+            // for it). Everything has arrived: a client that has gone already is no failure.
+            if let Err(e) = self.finish_data(flow, stream) {
+                log::debug!(
+                    "session {}: closing the TLS data connection after an upload: {e}",
+                    self.id
+                );
+            }
         }
         Ok(())
     }

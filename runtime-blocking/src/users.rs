@@ -8,8 +8,15 @@
 //! password = "$argon2id$v=19$m=19456,t=1,p=1$...$..."   # from `wharf user add`
 //! home = "/srv/ftp/alice"   # relative paths are relative to this file's folder
 //! write = true              # optional, default true
+//! tls_required_control = true   # optional: this user must (true) or need not (false) use
+//! tls_required_data = true      # TLS, whatever the server-wide tls_required_* say
 //! ```
 //! Unknown keys are errors, reported with the file, the entry and the key.
+//!
+//! # Client certificates
+//! With `tls_client_cert` on, a client whose verified certificate maps to a user name (see
+//! the tls module) and who sends `USER` with that name is logged in without a password
+//! ([`UserStore::authenticate_certificate`]); the account must exist here.
 //!
 //! # Password checks
 //! Every check of a named user runs one argon2 verification, also when the user does not
@@ -32,7 +39,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, OnceLock};
-use wharf_core::{Account, LoginError};
+use wharf_core::{Account, LoginError, TlsOverride};
 
 use crate::config::ConfigError;
 use crate::rng;
@@ -210,6 +217,8 @@ pub struct UserEntry {
     pub home: PathBuf,
     /// May change files.
     pub write: bool,
+    /// This user's own TLS requirements (`tls_required_control`, `tls_required_data`).
+    pub tls: TlsOverride,
 }
 
 impl fmt::Debug for UserEntry {
@@ -218,6 +227,7 @@ impl fmt::Debug for UserEntry {
             .field("name", &self.name)
             .field("home", &self.home)
             .field("write", &self.write)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -266,6 +276,40 @@ impl UserStore {
     /// Whether anonymous logins are accepted.
     pub fn anonymous_enabled(&self) -> bool {
         self.anonymous_root.is_some()
+    }
+
+    /// The per-user TLS requirements, for the core's configuration (users without any are
+    /// left out).
+    pub fn tls_overrides(&self) -> HashMap<String, TlsOverride> {
+        self.users
+            .values()
+            .filter(|u| u.tls != TlsOverride::default())
+            .map(|u| (u.name.clone(), u.tls))
+            .collect()
+    }
+
+    /// A login vouched for by a verified client certificate: the account named `user` (or the
+    /// anonymous login, when enabled), without a password.
+    pub fn authenticate_certificate(&self, user: &str) -> Result<Login, LoginError> {
+        if let Some(root) = &self.anonymous_root {
+            if user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp") {
+                return Ok(Login {
+                    account: Account::anonymous(),
+                    home: root.clone(),
+                });
+            }
+        }
+        match self.users.get(user) {
+            Some(e) => {
+                let mut account = Account::new(e.name.clone());
+                account.write = e.write;
+                Ok(Login {
+                    account,
+                    home: e.home.clone(),
+                })
+            }
+            None => Err(LoginError::Invalid),
+        }
     }
 
     /// Checks a login. Runs exactly one argon2 verification for any name that is not the
@@ -361,6 +405,7 @@ pub fn parse_users(
             let mut hash = None;
             let mut home = None;
             let mut write = true;
+            let mut tls = TlsOverride::default();
             for (k, v) in t {
                 match (k.as_str(), v) {
                     ("name", toml::Value::String(s)) => {
@@ -386,12 +431,14 @@ pub fn parse_users(
                     },
                     ("home", toml::Value::String(s)) => home = Some(base.join(s)),
                     ("write", toml::Value::Boolean(b)) => write = *b,
+                    ("tls_required_control", toml::Value::Boolean(b)) => tls.control = Some(*b),
+                    ("tls_required_data", toml::Value::Boolean(b)) => tls.data = Some(*b),
                     ("name" | "password" | "home", v) => errors.push(ConfigError::new(
                         file,
                         &at(k),
                         format!("must be a string, not {}", v.type_str()),
                     )),
-                    ("write", v) => errors.push(ConfigError::new(
+                    ("write" | "tls_required_control" | "tls_required_data", v) => errors.push(ConfigError::new(
                         file,
                         &at(k),
                         format!("must be true or false, not {}", v.type_str()),
@@ -399,7 +446,8 @@ pub fn parse_users(
                     _ => errors.push(ConfigError::new(
                         file,
                         &at(k),
-                        "unknown key (known: name, password, home, write)",
+                        "unknown key (known: name, password, home, write, tls_required_control, \
+                         tls_required_data)",
                     )),
                 }
             }
@@ -425,6 +473,7 @@ pub fn parse_users(
                         password_hash,
                         home,
                         write,
+                        tls,
                     });
                 }
             }
@@ -459,6 +508,7 @@ mod tests {
             password_hash: hash_password("secret").unwrap(),
             home: "/srv/alice".into(),
             write: false,
+            tls: TlsOverride::default(),
         }];
         UserStore::new(users, Some("/srv/pub".into())).unwrap()
     }
@@ -560,6 +610,59 @@ mod tests {
             errs[0].to_string().starts_with("u.toml: line 1"),
             "{}",
             errs[0]
+        );
+    }
+
+    #[test]
+    fn per_user_tls_requirements_and_certificate_logins() {
+        let h = hash_password("pw").unwrap();
+        let text = format!(
+            "[[user]]\nname = \"strict\"\npassword = \"{h}\"\nhome = \"s\"\n\
+             tls_required_control = true\ntls_required_data = true\n\
+             [[user]]\nname = \"legacy\"\npassword = \"{h}\"\nhome = \"l\"\n\
+             tls_required_data = false\n\
+             [[user]]\nname = \"plain\"\npassword = \"{h}\"\nhome = \"p\"\n"
+        );
+        let users = parse_users(&text, "users.toml", Path::new("/etc/wharf")).unwrap();
+        let store = UserStore::new(users, None).unwrap();
+        let o = store.tls_overrides();
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert_eq!(
+            o["strict"],
+            TlsOverride {
+                control: Some(true),
+                data: Some(true)
+            }
+        );
+        assert_eq!(
+            o["legacy"],
+            TlsOverride {
+                control: None,
+                data: Some(false)
+            }
+        );
+        // A certificate login needs the account, not the password.
+        let login = store.authenticate_certificate("legacy").unwrap();
+        assert_eq!(login.account.name, "legacy");
+        assert_eq!(login.home, PathBuf::from("/etc/wharf/l"));
+        assert_eq!(
+            store.authenticate_certificate("nobody").err(),
+            Some(LoginError::Invalid)
+        );
+        assert!(store.authenticate_certificate("anonymous").is_err());
+
+        let errs = parse_users(
+            &format!(
+                "[[user]]\nname = \"x\"\npassword = \"{h}\"\nhome = \"h\"\n\
+                 tls_required_data = \"yes\"\n"
+            ),
+            "users.toml",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "users.toml: key 'user[1].tls_required_data': must be true or false, not string"
         );
     }
 
