@@ -30,7 +30,15 @@
 //! - `@config <key> <value>`: a [`Config`] field: `greeting`, `max_line_len`,
 //!   `max_buffered_input`, `idle_timeout`, `login_timeout`, `max_login_failures`,
 //!   `login_failure_delay`, `passive_address`, `allow_foreign_data_address`,
-//!   `allow_privileged_data_port` (durations as `300s`, `500ms`, `5m`).
+//!   `allow_privileged_data_port`, `tls_available`, `tls_control` and `tls_data` (`none`,
+//!   `accounts`, `all`), `allow_ccc`, `require_tls_session_reuse` (durations as `300s`,
+//!   `500ms`, `5m`).
+//! - `@tls-override <user> [control=true|false] [data=true|false]`: the user's own TLS
+//!   requirements ([`Config::tls_overrides`]).
+//! - `@implicit`: the session starts as on an implicit-TLS listener (handshake done before the
+//!   greeting; data connections protected by default).
+//! - `@tls-identity <user>`: the next TLS handshakes report a client certificate that maps to
+//!   `<user>`.
 //! - `@peer <addr:port>`, `@local <addr:port>`: the client's and the server's address
 //!   (default `127.0.0.1:40000` and `127.0.0.1:2121`).
 //! - `@wall <YYYYMMDDHHMMSS>`: the wall-clock time at the start (default 20260301120000, UTC).
@@ -76,6 +84,8 @@
 //! - `@expect-rate <bytes/s>|none`: the last transfer's rate limit.
 //! - `@expect-logins-held <n>`: logins the fake runtime counts for this session (1 while logged
 //!   in, 0 after logout: a login is released exactly once).
+//! - `@expect-tls-stops <n>`: how many times the session has asked to end TLS on the control
+//!   connection (`StopTls`: CCC, REIN).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -86,7 +96,7 @@ use wharf_core::action::{Event, LoginCounts};
 use wharf_core::policy::IpFilter;
 use wharf_core::testkit::{seeded_bytes, DataFailure, Harness, HarnessBuilder, MemFs};
 use wharf_core::time::Civil;
-use wharf_core::{Account, Config, DataEndpoint, UnixTime, VirtualPath};
+use wharf_core::{Account, Config, DataEndpoint, TlsOverride, TlsPolicy, UnixTime, VirtualPath};
 
 /// Runs every `*.ftp` file of `dir`, in name order. Returns the names run, or every failure
 /// (one message per failing file). A directory without transcripts is an error.
@@ -401,6 +411,33 @@ impl Runner {
                 let t = parse_time(&word(args, 0, "a time")?)?;
                 self.with_builder(verb, |b| b.wall_clock(t))
             }
+            "implicit" => self.with_builder(verb, |b| b.implicit_tls()),
+            "tls-identity" => {
+                let user = text(args, 0, "a user name")?;
+                self.harness().set_client_identity(Some(user));
+                Ok(())
+            }
+            "tls-override" => {
+                let user = text(args, 0, "a user name")?;
+                let mut o = TlsOverride::default();
+                for arg in &args[1..] {
+                    let t = arg.text();
+                    let (k, v) = t.split_once('=').ok_or_else(|| {
+                        format!("@tls-override: `{t}` is not control=.. or data=..")
+                    })?;
+                    let v = Some(parse_bool(v)?);
+                    match k {
+                        "control" => o.control = v,
+                        "data" => o.data = v,
+                        _ => return Err(format!("@tls-override: unknown `{k}` (control, data)")),
+                    }
+                }
+                self.with_builder(verb, |b| {
+                    b.config(|c| {
+                        c.tls_overrides.insert(user, o);
+                    })
+                })
+            }
             "user" => {
                 let name = text(args, 0, "a user name")?;
                 let pw = text(args, 1, "a password")?;
@@ -709,6 +746,17 @@ impl Runner {
                     ))
                 }
             }
+            "expect-tls-stops" => {
+                let want: u32 = number(args, 0)?;
+                let got = self.harness().tls_stops();
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected {want} StopTls action(s), the session asked for {got}"
+                    ))
+                }
+            }
             "closed" | "open" => {
                 let closed = self.harness().is_closed();
                 if closed == (verb == "closed") {
@@ -918,6 +966,15 @@ fn parse_bool(s: &str) -> Res<bool> {
     }
 }
 
+fn parse_policy(s: &str) -> Res<TlsPolicy> {
+    match s {
+        "none" => Ok(TlsPolicy::None),
+        "accounts" => Ok(TlsPolicy::Accounts),
+        "all" => Ok(TlsPolicy::All),
+        _ => Err(format!("`{s}` is not none, accounts or all")),
+    }
+}
+
 fn set_config(c: &mut Config, key: &str, value: &str) -> Res {
     let num = |v: &str| -> Res<u64> { v.parse().map_err(|_| format!("`{v}` is not a number")) };
     match key {
@@ -947,6 +1004,11 @@ fn set_config(c: &mut Config, key: &str, value: &str) -> Res {
                 .map_err(|e| e.to_string())?
                 .deny
         }
+        "tls_available" => c.tls_available = parse_bool(value)?,
+        "tls_control" => c.tls_control = parse_policy(value)?,
+        "tls_data" => c.tls_data = parse_policy(value)?,
+        "allow_ccc" => c.allow_ccc = parse_bool(value)?,
+        "require_tls_session_reuse" => c.require_tls_session_reuse = parse_bool(value)?,
         other => return Err(format!("unknown config key `{other}`")),
     }
     Ok(())
