@@ -3,8 +3,9 @@
 //! tests.
 //!
 //! What it owns: starting `wharf serve` on `127.0.0.1:0` with a fresh temporary root, reading the
-//! `listening on ftp://ADDR` line it prints, and killing it when the test ends (no orphan
-//! servers); running a client program with a deadline; temporary folders that remove
+//! `listening on ftp://ADDR` line it prints (and the lines before it: the TLS certificate's
+//! fingerprint, `listening on ftps://ADDR (implicit TLS)`), and killing it when the test ends
+//! (no orphan servers); running a client program with a deadline; temporary folders that remove
 //! themselves; comparing folder trees byte for byte.
 //!
 //! What it must not do: wait without a deadline, or touch any address outside 127.0.0.0/8.
@@ -149,6 +150,8 @@ impl ServerOptions {
 pub struct Server {
     child: Child,
     addr: SocketAddr,
+    /// What the server printed before its first `listening on ftp://` line.
+    startup: Vec<String>,
     root: PathBuf,
     stderr_path: PathBuf,
     // Last field: dropped after the process is gone.
@@ -248,10 +251,44 @@ impl Server {
         Server {
             child,
             addr,
+            startup: seen,
             root,
             stderr_path,
             dir,
         }
+    }
+
+    /// The lines the server printed on stdout before its first `listening on ftp://` line.
+    pub fn startup_lines(&self) -> &[String] {
+        &self.startup
+    }
+
+    /// The SHA-256 fingerprint of the TLS certificate (`AA:BB:...`) the server printed, if
+    /// FTPS is on.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.startup.iter().find_map(|l| {
+            l.strip_prefix("tls certificate sha256 fingerprint: ")
+                .map(|f| f.trim().to_string())
+        })
+    }
+
+    /// The first implicit-TLS listener (`--implicit-listen`), if any.
+    pub fn implicit_addr(&self) -> Option<SocketAddr> {
+        self.startup.iter().find_map(|l| {
+            let rest = l.strip_prefix("listening on ftps://")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+    }
+
+    /// The self-signed certificate the server made in its working folder (`./wharf-tls`),
+    /// for clients to verify it with.
+    pub fn self_signed_cert(&self) -> PathBuf {
+        self.dir.join("wharf-tls/wharf-selfsigned-cert.pem")
+    }
+
+    /// The server's process id (to send it a signal).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The control address (127.0.0.1:port).
