@@ -138,7 +138,10 @@ impl Responder {
             ActionKind::ListenPassive { .. } => {
                 out.push(Outcome::new(id, OutcomeKind::PassiveListening(Ok(40000))))
             }
-            ActionKind::ClosePassive | ActionKind::AbortTransfer { .. } => {}
+            ActionKind::ClosePassive
+            | ActionKind::AbortTransfer { .. }
+            | ActionKind::Notify(_)
+            | ActionKind::LoginEnded => {}
             ActionKind::Transfer(plan) => {
                 let bytes = match &plan.kind {
                     TransferKind::Listing { bytes } => black_box(bytes.len() as u64),
