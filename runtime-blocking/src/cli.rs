@@ -465,7 +465,11 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
         log::debug!("TLS settings: {:?}", ctx.settings());
     }
     let store = UserStore::new(accounts, anonymous_root).map_err(|e| vec![e])?;
-    let server = Server::bind(Shared::new(settings, store, tls.clone())).map_err(|e| vec![e])?;
+    let events = crate::events::EventHub::open(&settings)
+        .map_err(|(key, m)| vec![ConfigError::new(&config_name, key, m).to_string()])?;
+    let mut shared = Shared::new(settings, store, tls.clone());
+    shared.events = events;
+    let server = Server::bind(shared).map_err(|e| vec![e])?;
     let mut out = std::io::stdout().lock();
     let mut lines = String::new();
     if let Some((name, pw)) = &generated {

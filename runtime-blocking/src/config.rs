@@ -31,6 +31,8 @@ use std::time::Duration;
 use wharf_core::addr::PassivePorts;
 use wharf_core::{Secret, TlsPolicy};
 
+use crate::event_command::CommandLine;
+use crate::events::EVENT_NAMES;
 use crate::tls::{ClientCertMode, ClientIdentitySource, MinTlsVersion, TlsSettings};
 
 /// One problem in a configuration: where (file, key) and why.
@@ -191,6 +193,24 @@ pub struct Settings {
     /// of its control connection. Default true; turning it off lets whoever reaches the
     /// passive port first take the data.
     pub require_tls_session_reuse: bool,
+    /// `events_file`: file the events (connect, login, upload_complete, ...) are appended to,
+    /// one JSON object per line (see docs/events.md). Its folder must exist. Default none
+    /// (no events file).
+    pub events_file: Option<PathBuf>,
+    /// `event_command`: program run once per event with the event's JSON line on stdin, as
+    /// an array `["/path/to/program", "arg", ...]` run without a shell; the program is an
+    /// absolute path or a name found on `PATH` (resolved when the configuration is read).
+    /// Default none.
+    pub event_command: Option<CommandLine>,
+    /// `event_command_timeout_secs`: an event command still running after this long is
+    /// killed. Default 10.
+    pub event_command_timeout: Duration,
+    /// `event_command_events`: the events the command runs for, e.g. `["upload_complete"]`.
+    /// Default: every event.
+    pub event_command_events: Option<Vec<String>>,
+    /// `xferlog_file`: transfer log in the standard xferlog format (wu-ftpd, vsftpd,
+    /// ProFTPD; see docs/events.md). Its folder must exist. Default none.
+    pub xferlog_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -233,6 +253,11 @@ impl Default for Settings {
             implicit_listen: Vec::new(),
             allow_ccc: core.allow_ccc,
             require_tls_session_reuse: core.require_tls_session_reuse,
+            events_file: None,
+            event_command: None,
+            event_command_timeout: Duration::from_secs(10),
+            event_command_events: None,
+            xferlog_file: None,
         }
     }
 }
@@ -274,6 +299,11 @@ pub const KEYS: &[&str] = &[
     "implicit_listen",
     "allow_ccc",
     "require_tls_session_reuse",
+    "events_file",
+    "event_command",
+    "event_command_timeout_secs",
+    "event_command_events",
+    "xferlog_file",
 ];
 
 /// Reads one key's value, collecting problems.
@@ -362,6 +392,66 @@ impl Reader<'_> {
         (!bad).then_some(list)
     }
 
+    /// An array of strings; `example` shows the form.
+    fn strings(&mut self, key: &str, v: &toml::Value, example: &str) -> Option<Vec<String>> {
+        let list = match v {
+            toml::Value::Array(a) => a,
+            v => {
+                self.err(
+                    key,
+                    format!(
+                        "must be an array of strings such as {example}, not {}",
+                        v.type_str()
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for item in list {
+            match item {
+                toml::Value::String(s) => out.push(s.clone()),
+                other => {
+                    self.err(
+                        key,
+                        format!(
+                            "must be an array of strings such as {example}; it holds {}",
+                            other.type_str()
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// A log file to append to: its folder must exist, and the file, if there, must be a
+    /// file.
+    fn log_file(&mut self, key: &str, v: &toml::Value) -> Option<PathBuf> {
+        let p = self.path(key, v)?;
+        let folder = match p.parent() {
+            Some(f) if !f.as_os_str().is_empty() => f.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !folder.is_dir() {
+            self.err(
+                key,
+                format!(
+                    "{}: the folder {} does not exist",
+                    p.display(),
+                    folder.display()
+                ),
+            );
+            return None;
+        }
+        if p.exists() && !p.is_file() {
+            self.err(key, format!("{} exists and is not a file", p.display()));
+            return None;
+        }
+        Some(p)
+    }
+
     fn path(&mut self, key: &str, v: &toml::Value) -> Option<PathBuf> {
         let s = self.string(key, v)?;
         if s.is_empty() {
@@ -376,6 +466,56 @@ impl Reader<'_> {
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     s.trim().parse().map_err(|_| {
         format!("'{s}': not an address with a port, such as 127.0.0.1:2121 or [::1]:2121")
+    })
+}
+
+/// Checks an `event_command` argv: a program that is an absolute path to an executable file,
+/// or a name (without `/`) found on `PATH`, which is resolved to its absolute path.
+pub fn parse_event_command(argv: &[String]) -> Result<CommandLine, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((program, args)) = argv.split_first() else {
+        return Err("must name a program: [\"/path/to/program\", \"arg\", ...]".into());
+    };
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let program_path = if program.contains('/') {
+        let p = PathBuf::from(program);
+        if !p.is_absolute() {
+            return Err(format!(
+                "'{program}': the program must be an absolute path or a name found on PATH"
+            ));
+        }
+        if !p.exists() {
+            return Err(format!("'{program}' does not exist"));
+        }
+        if !executable(&p) {
+            return Err(format!("'{program}' is not an executable file"));
+        }
+        p
+    } else if program.is_empty() {
+        return Err("the program name is empty".into());
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        match std::env::split_paths(&path)
+            .filter(|d| d.is_absolute())
+            .map(|d| d.join(program))
+            .find(|p| executable(p))
+        {
+            Some(p) => p,
+            None => {
+                return Err(format!(
+                    "'{program}' is not found on PATH; give its absolute path"
+                ))
+            }
+        }
+    };
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err("an argument contains a NUL character".into());
+    }
+    Ok(CommandLine {
+        program: program_path,
+        args: args.to_vec(),
     })
 }
 
@@ -627,6 +767,42 @@ impl Settings {
                         match check_greeting(&text) {
                             Ok(()) => s.greeting = text,
                             Err(m) => r.err(k, m),
+                        }
+                    }
+                }
+                "events_file" => s.events_file = r.log_file(k, v).or(s.events_file.take()),
+                "xferlog_file" => s.xferlog_file = r.log_file(k, v).or(s.xferlog_file.take()),
+                "event_command" => {
+                    if let Some(argv) = r.strings(k, v, "[\"/usr/local/bin/on-event\", \"--flag\"]")
+                    {
+                        match parse_event_command(&argv) {
+                            Ok(c) => s.event_command = Some(c),
+                            Err(m) => r.err(k, m),
+                        }
+                    }
+                }
+                "event_command_timeout_secs" => {
+                    if let Some(n) = r.int(k, v, 1, 3600) {
+                        s.event_command_timeout = Duration::from_secs(n as u64);
+                    }
+                }
+                "event_command_events" => {
+                    if let Some(names) = r.strings(k, v, "[\"upload_complete\", \"login_failed\"]")
+                    {
+                        let unknown: Vec<&String> = names
+                            .iter()
+                            .filter(|n| !EVENT_NAMES.contains(&n.as_str()))
+                            .collect();
+                        if unknown.is_empty() {
+                            s.event_command_events = Some(names);
+                        } else {
+                            r.err(
+                                k,
+                                format!(
+                                    "unknown event name(s) {unknown:?}; the events are: {}",
+                                    EVENT_NAMES.join(", ")
+                                ),
+                            );
                         }
                     }
                 }
@@ -915,6 +1091,72 @@ mod tests {
         ] {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn event_keys() {
+        let dir = std::env::temp_dir().join(format!("wharf-config-events-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = r#"
+            events_file = "events.jsonl"
+            xferlog_file = "/tmp/wharf-xferlog"
+            event_command = ["sh", "-c", "cat >> x"]
+            event_command_timeout_secs = 3
+            event_command_events = ["upload_complete", "login_failed"]
+        "#;
+        let s = Settings::parse(text, "wharf.toml", &dir).unwrap();
+        assert_eq!(s.events_file, Some(dir.join("events.jsonl")));
+        assert_eq!(s.xferlog_file, Some(PathBuf::from("/tmp/wharf-xferlog")));
+        let c = s.event_command.unwrap();
+        assert!(
+            c.program.is_absolute() && c.program.ends_with("sh"),
+            "{c:?}"
+        );
+        assert_eq!(c.args, ["-c", "cat >> x"]);
+        assert_eq!(s.event_command_timeout, Duration::from_secs(3));
+        assert_eq!(
+            s.event_command_events,
+            Some(vec!["upload_complete".into(), "login_failed".into()])
+        );
+        let d = Settings::parse("", "wharf.toml", &dir).unwrap();
+        assert!(d.events_file.is_none() && d.xferlog_file.is_none());
+        assert!(d.event_command.is_none() && d.event_command_events.is_none());
+        assert_eq!(d.event_command_timeout, Duration::from_secs(10));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let e = errors(
+            "events_file = \"/nonexistent-wharf/e.jsonl\"\nxferlog_file = \"/tmp\"\n\
+             event_command = \"/bin/sh -c x\"\nevent_command_timeout_secs = 0\n\
+             event_command_events = [\"upload\"]",
+        );
+        let all = e.join("\n");
+        for want in [
+            "wharf.toml: key 'events_file': /nonexistent-wharf/e.jsonl: the folder /nonexistent-wharf does not exist",
+            "wharf.toml: key 'xferlog_file': /tmp exists and is not a file",
+            "wharf.toml: key 'event_command': must be an array of strings such as",
+            "wharf.toml: key 'event_command_timeout_secs': 0 is out of range (1 to 3600)",
+            "wharf.toml: key 'event_command_events': unknown event name(s) [\"upload\"]",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        assert_eq!(e.len(), 5, "{all}");
+        let plain = std::env::temp_dir().join(format!("wharf-not-exec-{}", std::process::id()));
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        for (argv, want) in [
+            (vec![], "must name a program"),
+            (
+                vec!["bin/x"],
+                "must be an absolute path or a name found on PATH",
+            ),
+            (vec!["/nonexistent-wharf/x"], "does not exist"),
+            (vec![plain.to_str().unwrap()], "is not an executable file"),
+            (vec!["wharf-no-such-program"], "is not found on PATH"),
+        ] {
+            let argv: Vec<String> = argv.iter().map(|s: &&str| s.to_string()).collect();
+            let m = parse_event_command(&argv).unwrap_err();
+            assert!(m.contains(want), "{argv:?}: {m}");
+        }
+        std::fs::remove_file(&plain).unwrap();
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct Connection<'a> {
     pub(crate) closing: bool,
     pub(crate) bytes_up: u64,
     pub(crate) bytes_down: u64,
+    /// Records this session's events and statistics (see [`crate::events`]).
+    pub(crate) tracker: crate::events::SessionTracker<'a>,
     buf: Vec<u8>,
 }
 
@@ -143,9 +145,11 @@ impl<'a> Connection<'a> {
             closing: false,
             bytes_up: 0,
             bytes_down: 0,
+            tracker: shared.events.session(id, peer),
             buf: vec![0u8; 4096],
         };
         let why = conn.run();
+        conn.end_session();
         conn.linger();
         info!(
             "session {} end peer={} user={} duration={:.1}s up={} down={} ({why})",
@@ -179,7 +183,10 @@ impl<'a> Connection<'a> {
             }
             match self.ctrl.read(&mut self.buf) {
                 Ok(0) => return "closed by the client".into(),
-                Ok(n) => self.session.handle_input(Instant::now(), &self.buf[..n]),
+                Ok(n) => {
+                    self.tracker.command_received();
+                    self.session.handle_input(Instant::now(), &self.buf[..n])
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -274,6 +281,7 @@ impl<'a> Connection<'a> {
                     return Some(Interrupt::Close);
                 }
                 Ok(Some(n)) => {
+                    self.tracker.command_received();
                     let now = Instant::now();
                     self.session.handle_outcome(
                         now,
@@ -378,6 +386,7 @@ impl<'a> Connection<'a> {
             ActionKind::LoginEnded => {}
             ActionKind::Notify(event) => {
                 log::debug!("session {}: event {}", self.id, event.kind.as_str());
+                self.tracker.record(&event);
             }
             ActionKind::SetMode { .. } => {
                 let r = Err(wharf_core::StorageError::Other(
@@ -385,8 +394,12 @@ impl<'a> Connection<'a> {
                 ));
                 self.outcome(id, OutcomeKind::Done(r));
             }
-            ActionKind::AdminQuery(_) => {
-                let r = Err("administration queries are not available yet".into());
+            ActionKind::AdminQuery(q) => {
+                let r = match self.shared.events.admin(&q) {
+                    Some(info) => Ok(info),
+                    // SITE DESCUSER: answered by the user store (issue 4, part A).
+                    None => Err("administration queries are not available yet".into()),
+                };
                 self.outcome(id, OutcomeKind::AdminInfo(r));
             }
             other => {
@@ -448,6 +461,7 @@ impl<'a> Connection<'a> {
                         "session {} login user={} peer={} by {how}",
                         self.id, login.account.name, self.peer
                     );
+                    self.tracker.authenticated(&login.account);
                     self.storage = Some(Box::new(fs));
                     self.user = Some(login.account.name.clone());
                     Ok(login.account)
@@ -554,6 +568,25 @@ impl<'a> Connection<'a> {
             Err(e) => {
                 info!("session {}: cannot end TLS cleanly: {e}; closing", self.id);
                 self.closing = true;
+            }
+        }
+    }
+
+    /// After the session loop: tells the session the connection is gone (unless it closed
+    /// itself) and records what that brings (the logout event, the end of the login), so that
+    /// a connection that simply drops still has its `logout` event. Replies and other actions
+    /// have nowhere to go any more and are dropped.
+    fn end_session(&mut self) {
+        self.session.handle_disconnect(Instant::now());
+        // Bounded: a closed session queues nothing new.
+        for _ in 0..1024 {
+            let Some(out) = self.session.poll_output() else {
+                break;
+            };
+            if let Output::Action(a) = out {
+                if matches!(a.kind, ActionKind::Notify(_) | ActionKind::LoginEnded) {
+                    self.run_action(a);
+                }
             }
         }
     }

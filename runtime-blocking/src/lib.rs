@@ -10,6 +10,8 @@
 //! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root;
 //! - [`users`]: the user store and argon2 password checks;
 //! - [`config`]: the TOML configuration and its errors;
+//! - [`events`]: events to the events file, the event command ([`event_command`]), the
+//!   transfer log ([`xferlog`]) and the live statistics ([`stats`]) behind SITE WHO / STAT;
 //! - [`stream`]: control and data streams, plain TCP or TLS, and the blocking TLS steps
 //!   (bounded handshake, the end of TLS after CCC/REIN);
 //! - [`tls`]: certificates, keys and the rustls configurations (FTPS; see docs/ftps.md);
@@ -19,10 +21,14 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod data;
+pub mod event_command;
+pub mod events;
 pub mod rng;
 pub mod server;
+pub mod stats;
 pub mod storage;
 pub mod stream;
 pub mod tls;
 pub mod transfer;
 pub mod users;
+pub mod xferlog;

@@ -46,6 +46,9 @@ pub struct Shared {
     pub users: UserStore,
     /// The certificate and TLS policy, when FTPS is on.
     pub tls: Option<TlsContext>,
+    /// Where events go (events file, event command, transfer log) and the live statistics;
+    /// statistics only until [`crate::events::EventHub::open`]'s is put here.
+    pub events: crate::events::EventHub,
     active: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -66,6 +69,7 @@ impl Shared {
             settings,
             users,
             tls,
+            events: crate::events::EventHub::default(),
             active: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
         }
