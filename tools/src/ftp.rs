@@ -7,8 +7,9 @@
 //! and write timeouts and every bulk loop a deadline, so nothing here waits forever.
 //!
 //! The fast paths: receiving reads into a large buffer and throws the bytes away; sending a
-//! file over plain TCP uses `std::io::copy` from a `File` to a `TcpStream`, which Linux runs as
-//! sendfile(2). Over TLS the bytes must pass through rustls, in large writes.
+//! file over plain TCP uses sendfile(2) ([`crate::sys`]; `std::io::copy` from a `File` to a
+//! `TcpStream` no longer does with this toolchain). Over TLS the bytes must pass through
+//! rustls, in large writes.
 
 use anyhow::{anyhow, bail, Context, Result};
 use rustls::pki_types::ServerName;
@@ -22,8 +23,8 @@ use std::time::{Duration, Instant};
 /// Longest reply (all lines) the client accepts before calling the server broken.
 const MAX_REPLY: usize = 64 * 1024;
 
-/// Size of a chunk handed to sendfile between progress reports and deadline checks.
-const SENDFILE_CHUNK: u64 = 64 << 20;
+/// Most bytes handed to one sendfile(2) call.
+const SENDFILE_CHUNK: usize = 16 << 20;
 
 /// One server reply: its code and its text (lines joined with `\n`).
 #[derive(Clone, Debug)]
@@ -133,8 +134,8 @@ impl Data {
         }
     }
 
-    /// Sends the whole of `file` (from its start), then ends the stream: over TCP with sendfile
-    /// and a write shutdown, over TLS in large writes followed by close_notify.
+    /// Sends the whole of `file` (from its start), then ends the stream: over TCP with
+    /// sendfile(2) and a write shutdown, over TLS in large writes followed by close_notify.
     pub fn send_file(
         &mut self,
         file: &mut File,
@@ -142,26 +143,36 @@ impl Data {
         deadline: Instant,
         progress: ProgressFn,
     ) -> Result<u64> {
-        file.seek(SeekFrom::Start(0))?;
         let mut total = 0u64;
         match self {
             Data::Plain(sock) => {
+                let mut last = 0u64;
                 loop {
-                    // `io::copy` from a (taken) File to a TcpStream is sendfile(2) on Linux.
-                    let n = io::copy(&mut Read::by_ref(file).take(SENDFILE_CHUNK), sock)
-                        .with_context(|| format!("sending data after {total} bytes"))?;
+                    let n =
+                        match crate::sys::send_file_chunk(sock, file, &mut total, SENDFILE_CHUNK) {
+                            Ok(n) => n,
+                            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                            Err(e) => {
+                                return Err(
+                                    anyhow!(e).context(format!("sendfile after {total} bytes"))
+                                )
+                            }
+                        };
                     if n == 0 {
                         break;
                     }
-                    total += n;
-                    progress(total);
-                    if Instant::now() > deadline {
-                        bail!("transfer deadline passed after {total} bytes");
+                    if total - last >= 64 << 20 {
+                        last = total;
+                        progress(total);
+                        if Instant::now() > deadline {
+                            bail!("transfer deadline passed after {total} bytes");
+                        }
                     }
                 }
                 sock.shutdown(Shutdown::Write)?;
             }
             Data::Tls(s) => {
+                file.seek(SeekFrom::Start(0))?;
                 let mut last = 0u64;
                 loop {
                     let n = file.read(buf)?;
@@ -537,7 +548,10 @@ impl Control {
 
 /// A command as it may appear in an error message: PASS arguments hidden.
 fn shown(line: &str) -> String {
-    if line.len() >= 5 && line[..5].eq_ignore_ascii_case("PASS ") {
+    if line
+        .get(..5)
+        .is_some_and(|v| v.eq_ignore_ascii_case("PASS "))
+    {
         "PASS ***".into()
     } else {
         line.to_string()

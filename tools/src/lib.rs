@@ -6,6 +6,7 @@
 //! - [`procfs`]: CPU time and memory of a server's process tree from /proc.
 //! - [`bench`]: the workloads of `wharf-bench`.
 //! - [`report`]: medians, the table on stdout and the JSON file.
+//! - [`sys`]: sendfile(2), which `std::io::copy` no longer uses from a file to a socket.
 //!
 //! The binaries: `wharf-bench` (any FTP server, see `--help`) and `core-bench` (wharf-core
 //! alone, no network). `tools/peers.sh` runs `wharf-bench` against vsftpd, pure-ftpd,
@@ -15,4 +16,5 @@ pub mod bench;
 pub mod ftp;
 pub mod procfs;
 pub mod report;
+pub mod sys;
 pub mod tls;
