@@ -1,4 +1,13 @@
-//! The `wharf` command line: `serve`, `user add`, `check-config`.
+//! The `wharf` command line: `serve`, the management of the user store (`user add|passwd|
+//! enable|disable|list`, `partner add|list`) and `check-config`.
+//!
+//! `serve` and the management commands share one configuration file: `--config FILE`, by
+//! default `./wharf.toml` (`serve` reads it when it exists; the first management command that
+//! writes the store creates it, with `users_file = "wharf-users.toml"` and `partners_root =
+//! "wharf-partners"` beside it). Its `users_file` says where the store is; `--users FILE`
+//! names the store directly (then no configuration file is made). Store changes are written
+//! atomically and checked first, so a running server (which re-reads the store within a few
+//! seconds, see `server::watch_store`) never sees a file it would refuse.
 //!
 //! `wharf serve` prints machine-readable lines on stdout, flushed at once, which scripts and
 //! the end-to-end tests read:
@@ -20,12 +29,18 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wharf_core::policy::Cidr;
+use wharf_core::TlsPolicy;
 
 use crate::config::{parse_listen, parse_passive_ports, parse_tls_policy, ConfigError, Settings};
 use crate::server::{Server, Shared};
+use crate::store::{self, StoreData, StoreEdit, UserEntry};
 use crate::tls::{self, TlsContext, TlsError, WatchOptions};
-use crate::users::{self, UserEntry, UserStore};
-use wharf_core::{TlsOverride, TlsPolicy};
+use crate::users::{self, Users};
+
+/// The configuration file used when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "wharf.toml";
 
 /// Wharf: an FTP server for exchanging files with trading partners.
 #[derive(Debug, Parser)]
@@ -39,14 +54,17 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server. With no options: 127.0.0.1:2121, serving ./wharf-data, with the
-    /// accounts of ./wharf-users.toml if it exists, else a generated user whose name and
-    /// password are printed.
+    /// Run the server. With no options: 127.0.0.1:2121, the settings of ./wharf.toml if it
+    /// exists, the accounts of the user store (./wharf-users.toml) if it exists, else a
+    /// generated user (serving ./wharf-data) whose name and password are printed.
     Serve(ServeArgs),
-    /// Manage the users file.
+    /// Manage the users of the user store.
     #[command(subcommand)]
     User(UserCommand),
-    /// Check a configuration file (and the users file it names); print every problem.
+    /// Manage the trading partners of the user store.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Check a configuration file (and the user store it names); print every problem.
     CheckConfig {
         /// The TOML file.
         file: PathBuf,
@@ -56,7 +74,8 @@ pub enum Command {
 /// Options of `wharf serve`; they override the configuration file.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Configuration file (TOML) for everything the flags do not set.
+    /// Configuration file (TOML) for everything the flags do not set. Default: ./wharf.toml
+    /// if it exists.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on, ip:port (repeatable; port 0 picks a free port).
@@ -105,33 +124,146 @@ pub struct ServeArgs {
     pub no_tls: bool,
 }
 
+/// Where the user store is: the configuration file (`--config`, default ./wharf.toml) and its
+/// `users_file`, or `--users`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// The configuration file whose `users_file` and `partners_root` are used (default
+    /// ./wharf.toml; created, with the defaults, by a command that writes the store).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The user store file itself, instead of the configuration's `users_file`.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+}
+
 /// `wharf user ...`
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Add an account to the users file (argon2id-hashed password).
+    /// Add a user (argon2id-hashed password): `partner/user` for a partner's user (the
+    /// partner must exist), or `user` with --home for a user of no partner.
     Add(UserAddArgs),
+    /// Set a user's password.
+    Passwd(UserPasswdArgs),
+    /// Let a user log in again.
+    Enable(UserNameArgs),
+    /// Stop a user from logging in (a running server refuses their next login).
+    Disable(UserNameArgs),
+    /// List the users.
+    List(StoreArgs),
 }
 
 /// Options of `wharf user add`.
 #[derive(Debug, Args)]
 pub struct UserAddArgs {
-    /// The login name.
+    /// The login name: `partner/user`, or `user` for a user of no partner.
     pub name: String,
-    /// The account's home folder (made if missing).
+    /// The home folder of a user of no partner (made if missing). Partner users see their
+    /// partner's tree instead.
     #[arg(long, value_name = "DIR")]
-    pub home: PathBuf,
+    pub home: Option<PathBuf>,
     /// Read the password as one line from standard input, without a prompt.
     #[arg(long)]
     pub password_stdin: bool,
     /// The account may only read.
     #[arg(long)]
     pub read_only: bool,
-    /// The users file to write (default: the config's users_file, or ./wharf-users.toml).
-    #[arg(long, value_name = "FILE", conflicts_with = "config")]
-    pub users: Option<PathBuf>,
-    /// Take the users file from this configuration file.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// The account may use SITE WHO, SITE STAT and SITE DESCUSER.
+    #[arg(long)]
+    pub admin: bool,
+    /// Add the account disabled (enable it with `wharf user enable`).
+    #[arg(long)]
+    pub disabled: bool,
+    /// Idle time in seconds before the session is closed (default: the server's).
+    #[arg(long, value_name = "SECS")]
+    pub idle_time: Option<u64>,
+    /// Upload limit in bytes per second (0 = unlimited).
+    #[arg(long, value_name = "BYTES")]
+    pub upload_rate: Option<u64>,
+    /// Download limit in bytes per second (0 = unlimited).
+    #[arg(long, value_name = "BYTES")]
+    pub download_rate: Option<u64>,
+    /// Most simultaneous logins of this user (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    pub max_logins: Option<u32>,
+    /// Most simultaneous logins of this user from one address (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    pub max_logins_per_ip: Option<u32>,
+    /// Only from this address or CIDR network (repeatable; default: any).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow_ip: Vec<Cidr>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Options of `wharf user passwd`.
+#[derive(Debug, Args)]
+pub struct UserPasswdArgs {
+    /// The login name.
+    pub name: String,
+    /// Read the password as one line from standard input, without a prompt.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Options of `wharf user enable|disable`.
+#[derive(Debug, Args)]
+pub struct UserNameArgs {
+    /// The login name.
+    pub name: String,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `wharf partner ...`
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Add a trading partner and make its folders (Inbox, Outbox).
+    Add(PartnerAddArgs),
+    /// List the partners.
+    List(StoreArgs),
+}
+
+/// Options of `wharf partner add`.
+#[derive(Debug, Args)]
+pub struct PartnerAddArgs {
+    /// The partner's name (letters, digits, '.', '_', '-'); its users log in as NAME/user.
+    pub name: String,
+    /// Its users may log in only from this address or CIDR network (repeatable).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow_ip: Vec<Cidr>,
+    /// Its users may not log in from this address or CIDR network (repeatable).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub deny_ip: Vec<Cidr>,
+    /// The partner's folder (default: <partners_root>/NAME).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Mode of files its users upload, octal (default 0444).
+    #[arg(long, value_name = "MODE", value_parser = parse_file_mode)]
+    pub file_mode: Option<u32>,
+    /// Mode of folders its users create, octal (default 0755).
+    #[arg(long, value_name = "MODE", value_parser = parse_dir_mode)]
+    pub dir_mode: Option<u32>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    Cidr::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_file_mode(s: &str) -> Result<u32, String> {
+    store::parse_mode(s, 0o777)
+}
+
+fn parse_dir_mode(s: &str) -> Result<u32, String> {
+    store::parse_mode(s, 0o7777)
 }
 
 fn parse_user_arg(s: &str) -> Result<(String, String), String> {
@@ -148,6 +280,12 @@ pub fn main(cli: Cli) -> i32 {
     let r = match cli.command {
         Command::Serve(args) => serve(args),
         Command::User(UserCommand::Add(args)) => user_add(args),
+        Command::User(UserCommand::Passwd(args)) => user_passwd(args),
+        Command::User(UserCommand::Enable(args)) => user_enable(args, true),
+        Command::User(UserCommand::Disable(args)) => user_enable(args, false),
+        Command::User(UserCommand::List(args)) => user_list(&args),
+        Command::Partner(PartnerCommand::Add(args)) => partner_add(args),
+        Command::Partner(PartnerCommand::List(args)) => partner_list(&args),
         Command::CheckConfig { file } => check_config(&file),
     };
     match r {
@@ -165,10 +303,18 @@ fn errs(e: Vec<ConfigError>) -> Vec<String> {
     e.iter().map(ToString::to_string).collect()
 }
 
+/// The configuration file `serve` reads: `--config`, or ./wharf.toml when it exists.
+fn serve_config(args: &ServeArgs) -> Option<PathBuf> {
+    args.config.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG);
+        default.is_file().then_some(default)
+    })
+}
+
 /// The settings of `wharf serve`: the file, then the flags over it.
 pub fn settings_for(args: &ServeArgs) -> Result<Settings, Vec<String>> {
-    let mut s = match &args.config {
-        Some(path) => Settings::load(path).map_err(errs)?,
+    let mut s = match serve_config(args) {
+        Some(path) => Settings::load(&path).map_err(errs)?,
         None => Settings::default(),
     };
     if !args.listen.is_empty() {
@@ -222,9 +368,7 @@ pub fn settings_for(args: &ServeArgs) -> Result<Settings, Vec<String>> {
 
 /// Where the settings came from, for messages: the config file, or `command line`.
 fn config_name(args: &ServeArgs) -> String {
-    args.config
-        .as_ref()
-        .map_or("command line".to_string(), |p| p.display().to_string())
+    serve_config(args).map_or("command line".to_string(), |p| p.display().to_string())
 }
 
 /// `path` made absolute and with symlinks resolved as far as it exists (the rest is
@@ -258,24 +402,41 @@ fn real_path(path: &Path) -> PathBuf {
     }
 }
 
-/// Checks that no TLS secret sits where an FTP user could download it: `tls_dir` (for the
-/// self-signed key) or the configured key inside the root, the anonymous root or a user's
-/// home. Returns the problems, naming the key.
-fn tls_placement_problems(
+/// The folders FTP users are served, named for messages: the root (when an account from the
+/// command line uses it), the anonymous root, every personal home, every partner's tree.
+fn served_folders(
     s: &Settings,
-    accounts: &[UserEntry],
+    data: &StoreData,
+    root_served: bool,
     anonymous_root: Option<&Path>,
-    source: &str,
-) -> Vec<String> {
-    if !s.tls {
-        return Vec::new();
+) -> Vec<(String, PathBuf)> {
+    let mut served = Vec::new();
+    if root_served {
+        served.push(("the root".to_string(), s.root.clone()));
     }
-    let mut served: Vec<(String, PathBuf)> = vec![("the root".into(), s.root.clone())];
     if let Some(a) = anonymous_root {
         served.push(("the anonymous root".into(), a.to_path_buf()));
     }
-    for u in accounts {
-        served.push((format!("the home of user '{}'", u.name), u.home.clone()));
+    for u in &data.users {
+        if let Some(home) = &u.home {
+            served.push((format!("the home of user '{}'", u.name), home.clone()));
+        }
+    }
+    for p in &data.partners {
+        served.push((
+            format!("the folder of partner '{}'", p.name),
+            p.root.clone(),
+        ));
+    }
+    served
+}
+
+/// Checks that no TLS secret sits where an FTP user could download it: `tls_dir` (for the
+/// self-signed key) or the configured key inside a served folder. Returns the problems,
+/// naming the key.
+fn tls_placement_problems(s: &Settings, served: &[(String, PathBuf)], source: &str) -> Vec<String> {
+    if !s.tls {
+        return Vec::new();
     }
     let (key, what, path) = match &s.tls_key {
         Some(k) => ("tls_key", "the private key", k.clone()),
@@ -303,6 +464,42 @@ fn tls_placement_problems(
             .to_string()
         })
         .collect()
+}
+
+/// Checks that no partner's tree lies inside another served folder, and no served folder
+/// inside a partner's tree: users of one partner never see another's files, and nobody
+/// else sees a partner's. Returns the problems.
+fn partner_placement_problems(served: &[(String, PathBuf)], source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, (name, folder)) in served.iter().enumerate() {
+        if !name.starts_with("the folder of partner") {
+            continue;
+        }
+        let real = real_path(folder);
+        for (j, (other, other_folder)) in served.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let other_real = real_path(other_folder);
+            if real.starts_with(&other_real) || other_real.starts_with(&real) {
+                out.push(
+                    ConfigError::new(
+                        source,
+                        "partners_root",
+                        format!(
+                            "{name} ({}) and {other} ({}) overlap: each partner's tree must be \
+                             a folder of its own, outside every other served folder",
+                            folder.display(),
+                            other_folder.display()
+                        ),
+                    )
+                    .to_string(),
+                );
+            }
+        }
+    }
+    out.dedup();
+    out
 }
 
 /// The config key a TLS loading error is about, from the file it names.
@@ -352,23 +549,24 @@ fn load_tls(s: &Settings, source: &str) -> Result<Option<TlsContext>, Vec<String
     Ok(Some(ctx))
 }
 
-/// The named accounts of the users file, checked as `serve` and `check-config` need.
-/// `config` names the configuration file the settings came from.
-fn file_users(s: &Settings, config: &str) -> Result<Vec<UserEntry>, Vec<String>> {
+/// The user store as `serve` and `check-config` need it: empty when there is none (and none
+/// was named), every problem otherwise. `config` names the configuration file.
+fn store_data(s: &Settings, config: &str) -> Result<StoreData, Vec<String>> {
     if s.users_file.exists() {
-        users::load_users_file(&s.users_file).map_err(errs)
+        store::load(&s.users_file, &s.partners_root).map_err(errs)
     } else if s.users_file_explicit {
         Err(vec![ConfigError::new(
             config,
             "users_file",
             format!(
-                "{} does not exist; create it with `wharf user add NAME --home DIR --config {config}`",
+                "{} does not exist; create it with `wharf partner add NAME --config {config}` or \
+                 `wharf user add NAME --home DIR --config {config}`",
                 s.users_file.display()
             ),
         )
         .to_string()])
     } else {
-        Ok(Vec::new())
+        Ok(StoreData::default())
     }
 }
 
@@ -381,29 +579,20 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
         )]
     })?;
     let config_name = config_name(&args);
-    let mut accounts = file_users(&settings, &config_name)?;
+    let data = store_data(&settings, &config_name)?;
+    let mut extra = Vec::new();
     let mut generated = None;
     for (name, pw) in &args.user {
-        accounts.retain(|u| &u.name != name);
-        accounts.push(UserEntry {
-            name: name.clone(),
-            password_hash: users::hash_password(pw).map_err(|e| vec![e])?,
-            home: settings.root.clone(),
-            write: true,
-            tls: TlsOverride::default(),
-        });
+        extra.retain(|u: &UserEntry| &u.name != name);
+        let hash = users::hash_password(pw).map_err(|e| vec![e])?;
+        extra.push(UserEntry::new(name, &hash, Some(settings.root.clone())));
     }
-    if accounts.is_empty() && args.user.is_empty() {
+    if data.users.is_empty() && args.user.is_empty() {
         let rand = |n| crate::rng::secure_token(n).map_err(|e| vec![e.to_string()]);
         let name = format!("wharf-{}", rand(6)?.to_lowercase());
         let pw = rand(20)?;
-        accounts.push(UserEntry {
-            name: name.clone(),
-            password_hash: users::hash_password(&pw).map_err(|e| vec![e])?,
-            home: settings.root.clone(),
-            write: true,
-            tls: TlsOverride::default(),
-        });
+        let hash = users::hash_password(&pw).map_err(|e| vec![e])?;
+        extra.push(UserEntry::new(&name, &hash, Some(settings.root.clone())));
         generated = Some((name, pw));
     }
     let anonymous_root = if settings.anonymous {
@@ -418,12 +607,29 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
     } else {
         None
     };
+    let mut problems = crate::storage::make_partner_trees(&data.partners);
+    let served = served_folders(
+        &settings,
+        &data,
+        !extra.is_empty(),
+        anonymous_root.as_deref(),
+    );
+    problems.extend(partner_placement_problems(&served, &config_name));
+    problems.extend(tls_placement_problems(&settings, &served, &config_name));
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Partial uploads a previous run left behind (it stopped mid-upload).
+    for (_, folder) in &served {
+        crate::storage::sweep_partials(folder);
+    }
     log::info!(
-        "serving {} to {} account(s){}; anonymous logins {}; at most {} connections",
-        settings.root.display(),
-        accounts.len(),
+        "{} account(s) and {} partner(s){}; anonymous logins {}; at most {} connections; \
+         atomic uploads {}",
+        data.users.len() + extra.len(),
+        data.partners.len(),
         if settings.users_file.exists() {
-            format!(" (users file {})", settings.users_file.display())
+            format!(" (user store {})", settings.users_file.display())
         } else {
             String::new()
         },
@@ -431,17 +637,9 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
             Some(r) => format!("on, read-only, in {}", r.display()),
             None => "off".into(),
         },
-        settings.max_connections
+        settings.max_connections,
+        if settings.atomic_uploads { "on" } else { "off" }
     );
-    let placement = tls_placement_problems(
-        &settings,
-        &accounts,
-        anonymous_root.as_deref(),
-        &config_name,
-    );
-    if !placement.is_empty() {
-        return Err(placement);
-    }
     let tls = load_tls(&settings, &config_name)?;
     // Reload on file change or SIGHUP for the server's whole life (dropped after `run`).
     let _watcher = match &tls {
@@ -464,12 +662,15 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
         );
         log::debug!("TLS settings: {:?}", ctx.settings());
     }
-    let store = UserStore::new(accounts, anonymous_root).map_err(|e| vec![e])?;
+    let users = Users::new(data, extra, anonymous_root).map_err(|e| vec![e])?;
     let events = crate::events::EventHub::open(&settings)
         .map_err(|(key, m)| vec![ConfigError::new(&config_name, key, m).to_string()])?;
-    let mut shared = Shared::new(settings, store, tls.clone());
+    let mut shared = Shared::new(settings, users, tls.clone());
     shared.events = events;
     let server = Server::bind(shared).map_err(|e| vec![e])?;
+    if let Err(e) = crate::server::watch_store(server.shared().clone()) {
+        log::warn!("cannot watch the user store for changes: {e}");
+    }
     let mut out = std::io::stdout().lock();
     let mut lines = String::new();
     if let Some((name, pw)) = &generated {
@@ -520,65 +721,388 @@ fn read_password(name: &str, from_stdin: bool) -> Result<String, String> {
     Ok(pw)
 }
 
-fn user_add(args: UserAddArgs) -> Result<(), Vec<String>> {
-    let file = match (&args.users, &args.config) {
-        (Some(f), _) => f.clone(),
-        (None, Some(c)) => Settings::load(c).map_err(errs)?.users_file,
-        (None, None) => PathBuf::from("wharf-users.toml"),
-    };
-    let name = args.name.trim();
-    if name.is_empty() || name.chars().any(|c| c.is_control()) {
-        return Err(vec![
-            "the user name must be non-empty, without control characters".into(),
-        ]);
-    }
-    let existing = if file.exists() {
-        users::load_users_file(&file).map_err(errs)?
+/// Where a management command finds the store.
+#[derive(Debug)]
+struct StoreLocation {
+    /// The configuration file.
+    config: PathBuf,
+    /// The store file.
+    store: PathBuf,
+    /// Where partners without a root of their own live.
+    partners_root: PathBuf,
+    /// The configuration file does not exist and a command that writes must make it.
+    make_config: bool,
+}
+
+/// The text of a configuration file made by a management command.
+const NEW_CONFIG: &str = "\
+# Wharf configuration, made by a `wharf user`/`wharf partner` command. Every key and its
+# default: README.md (Configuration). Relative paths are relative to this file's folder.
+#
+# The user store: trading partners and their users (see docs/partners.md).
+users_file = \"wharf-users.toml\"
+# Each partner's files live in <partners_root>/<partner>.
+partners_root = \"wharf-partners\"
+";
+
+/// Finds the store from `--config` (default ./wharf.toml) and `--users`.
+fn locate(args: &StoreArgs) -> Result<StoreLocation, Vec<String>> {
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let base = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let (store, partners_root, make_config) = if config.is_file() {
+        let s = Settings::load(&config).map_err(errs)?;
+        (s.users_file, s.partners_root, false)
     } else {
-        Vec::new()
+        (
+            base.join("wharf-users.toml"),
+            base.join("wharf-partners"),
+            args.users.is_none(),
+        )
     };
-    if existing.iter().any(|u| u.name == name) {
+    Ok(StoreLocation {
+        store: args.users.clone().unwrap_or(store),
+        config,
+        partners_root,
+        make_config,
+    })
+}
+
+impl StoreLocation {
+    /// What the store holds now (empty when there is no file yet).
+    fn data(&self) -> Result<StoreData, Vec<String>> {
+        if self.store.exists() {
+            store::load(&self.store, &self.partners_root).map_err(errs)
+        } else {
+            Ok(StoreData::default())
+        }
+    }
+
+    /// What the store holds; an error when there is no store.
+    fn existing_data(&self) -> Result<StoreData, Vec<String>> {
+        if !self.store.exists() {
+            return Err(vec![format!(
+                "{}: there is no user store yet; add a partner or a user first \
+                 (`wharf partner add NAME`, `wharf user add NAME`)",
+                self.store.display()
+            )]);
+        }
+        self.data()
+    }
+
+    /// Makes the configuration file when it is missing (and the store was not named).
+    fn make_config(&self) -> Result<(), Vec<String>> {
+        if !self.make_config {
+            return Ok(());
+        }
+        let made = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&self.config)
+            .and_then(|mut f| f.write_all(NEW_CONFIG.as_bytes()));
+        match made {
+            Ok(()) => {
+                println!(
+                    "created {} (users_file = \"wharf-users.toml\", partners_root = \
+                     \"wharf-partners\")",
+                    self.config.display()
+                );
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(vec![format!(
+                "{}: cannot create the configuration file: {e}",
+                self.config.display()
+            )]),
+        }
+    }
+
+    /// Applies `change` to the store file and writes it (atomically, checked first).
+    fn edit(
+        &self,
+        change: impl FnOnce(&mut StoreEdit) -> Result<(), String>,
+    ) -> Result<(), Vec<String>> {
+        self.make_config()?;
+        let mut edit = StoreEdit::open(&self.store).map_err(|e| vec![e])?;
+        change(&mut edit).map_err(|e| vec![e])?;
+        edit.save(&self.partners_root)
+    }
+
+    /// `--config FILE` as the user should repeat it in a suggested command.
+    fn flag(&self) -> String {
+        if self.config == Path::new(DEFAULT_CONFIG) {
+            String::new()
+        } else {
+            format!(" --config {}", self.config.display())
+        }
+    }
+}
+
+fn user_add(args: UserAddArgs) -> Result<(), Vec<String>> {
+    let name = args.name.trim().to_string();
+    store::check_user_name(&name).map_err(|e| vec![e])?;
+    let loc = locate(&args.store)?;
+    let data = loc.data()?;
+    if data.users.iter().any(|u| u.name == name) {
         return Err(vec![format!(
-            "{}: user '{name}' exists already",
-            file.display()
+            "{}: user '{name}' exists already (change the password with `wharf user passwd {name}`)",
+            loc.store.display()
         )]);
     }
-    let cwd = std::env::current_dir().map_err(|e| vec![e.to_string()])?;
-    let home = cwd.join(&args.home);
-    std::fs::create_dir_all(&home).map_err(|e| {
-        vec![format!(
-            "cannot create the home folder {}: {e}",
-            home.display()
-        )]
-    })?;
-    let pw = read_password(name, args.password_stdin).map_err(|e| vec![e])?;
+    let home = match (name.split_once('/'), &args.home) {
+        (Some((partner, _)), None) => {
+            if data.partner(partner).is_none() {
+                return Err(vec![format!(
+                    "{}: partner '{partner}' does not exist; add it first with \
+                     `wharf partner add {partner}{}`",
+                    loc.store.display(),
+                    loc.flag()
+                )]);
+            }
+            None
+        }
+        (Some((partner, _)), Some(_)) => {
+            return Err(vec![format!(
+                "--home is for users of no partner: {name} sees the folder of partner \
+                 '{partner}' (set with `wharf partner add --root`)"
+            )])
+        }
+        (None, None) => {
+            return Err(vec![format!(
+                "a user of no partner needs --home DIR (a partner's user is written \
+                 partner/user, e.g. acme/{name})"
+            )])
+        }
+        (None, Some(dir)) => {
+            let cwd = std::env::current_dir().map_err(|e| vec![e.to_string()])?;
+            let home = cwd.join(dir);
+            std::fs::create_dir_all(&home).map_err(|e| {
+                vec![format!(
+                    "cannot create the home folder {}: {e}",
+                    home.display()
+                )]
+            })?;
+            Some(home)
+        }
+    };
+    let pw = read_password(&name, args.password_stdin).map_err(|e| vec![e])?;
     let hash = users::hash_password(&pw).map_err(|e| vec![e])?;
-    append_entry(
-        &file,
-        &users::user_entry_toml(name, &hash, &home, !args.read_only),
-    )
-    .map_err(|e| vec![format!("{}: cannot write: {e}", file.display())])?;
-    println!("added user '{name}' to {}", file.display());
+    let mut u = UserEntry::new(&name, &hash, home);
+    u.write = !args.read_only;
+    u.admin = args.admin;
+    u.enabled = !args.disabled;
+    u.idle_timeout = args.idle_time.filter(|&n| n > 0).map(Duration::from_secs);
+    u.upload_rate = args.upload_rate.filter(|&n| n > 0);
+    u.download_rate = args.download_rate.filter(|&n| n > 0);
+    u.max_logins = args.max_logins.filter(|&n| n > 0);
+    u.max_logins_per_ip = args.max_logins_per_ip.filter(|&n| n > 0);
+    u.allow_ip = args.allow_ip;
+    loc.edit(|e| e.add_user(&u))?;
+    println!("added user '{name}' to {}", loc.store.display());
     Ok(())
 }
 
-fn append_entry(file: &Path, entry: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let old = std::fs::read(file).unwrap_or_default();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(file)?;
-    let mut text = String::new();
-    if !old.is_empty() {
-        if !old.ends_with(b"\n") {
-            text.push('\n');
-        }
-        text.push('\n');
+fn user_passwd(args: UserPasswdArgs) -> Result<(), Vec<String>> {
+    let loc = locate(&args.store)?;
+    let data = loc.existing_data()?;
+    let name = args.name.trim();
+    if !data.users.iter().any(|u| u.name == name) {
+        return Err(vec![format!("{}: no user '{name}'", loc.store.display())]);
     }
-    text.push_str(entry);
-    f.write_all(text.as_bytes())
+    let pw = read_password(name, args.password_stdin).map_err(|e| vec![e])?;
+    let hash = users::hash_password(&pw).map_err(|e| vec![e])?;
+    loc.edit(|e| e.set_user(name, "password", hash.as_str()).map(|_| ()))?;
+    println!(
+        "changed the password of '{name}' in {}",
+        loc.store.display()
+    );
+    Ok(())
+}
+
+fn user_enable(args: UserNameArgs, enabled: bool) -> Result<(), Vec<String>> {
+    let loc = locate(&args.store)?;
+    let data = loc.existing_data()?;
+    let name = args.name.trim();
+    if !data.users.iter().any(|u| u.name == name) {
+        return Err(vec![format!("{}: no user '{name}'", loc.store.display())]);
+    }
+    loc.edit(|e| e.set_user(name, "enabled", enabled).map(|_| ()))?;
+    println!(
+        "{} user '{name}' in {}",
+        if enabled { "enabled" } else { "disabled" },
+        loc.store.display()
+    );
+    Ok(())
+}
+
+/// Prints rows as columns separated by two spaces (the last column unpadded).
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    print!("{out}");
+}
+
+fn yes(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+fn cidr_list(c: &[Cidr]) -> String {
+    if c.is_empty() {
+        "-".into()
+    } else {
+        c.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+fn user_list(args: &StoreArgs) -> Result<(), Vec<String>> {
+    let loc = locate(args)?;
+    let data = loc.existing_data()?;
+    let mut rows = vec![[
+        "NAME", "PARTNER", "ENABLED", "WRITE", "ADMIN", "ALLOW_IP", "HOME",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for u in &data.users {
+        let home = match (u.partner(), &u.home) {
+            (Some(p), _) => data
+                .partner(p)
+                .map_or("-".into(), |p| p.root.display().to_string()),
+            (None, Some(h)) => h.display().to_string(),
+            (None, None) => "-".into(),
+        };
+        rows.push(vec![
+            u.name.clone(),
+            u.partner().unwrap_or("-").to_string(),
+            yes(u.enabled),
+            yes(u.write),
+            yes(u.admin),
+            cidr_list(&u.allow_ip),
+            home,
+        ]);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+fn partner_add(args: PartnerAddArgs) -> Result<(), Vec<String>> {
+    let name = args.name.trim().to_string();
+    store::check_partner_name(&name).map_err(|e| vec![e])?;
+    let loc = locate(&args.store)?;
+    let data = loc.data()?;
+    if data.partner(&name).is_some() {
+        return Err(vec![format!(
+            "{}: partner '{name}' exists already",
+            loc.store.display()
+        )]);
+    }
+    let cwd = std::env::current_dir().map_err(|e| vec![e.to_string()])?;
+    let own_root = args.root.as_ref().map(|r| cwd.join(r));
+    let partner = store::Partner {
+        root: own_root
+            .clone()
+            .unwrap_or_else(|| loc.partners_root.join(&name)),
+        name: name.clone(),
+        ip_filter: wharf_core::policy::IpFilter {
+            allow: args.allow_ip,
+            deny: args.deny_ip,
+        },
+        folders: store::default_folders(),
+        file_mode: args.file_mode.unwrap_or(store::DEFAULT_FILE_MODE),
+        dir_mode: args.dir_mode.unwrap_or(store::DEFAULT_DIR_MODE),
+    };
+    let (root, folders) = (&partner.root, &partner.folders);
+    crate::storage::make_tree(root, folders).map_err(|e| {
+        vec![format!(
+            "cannot create the folders of partner '{name}' in {}: {e}",
+            root.display()
+        )]
+    })?;
+    loc.edit(|e| e.add_partner(&partner, own_root.is_some()))?;
+    println!(
+        "added partner '{name}' to {}: its users log in as {name}/USER and see {} (fixed \
+         folders {}); add one with `wharf user add {name}/USER{}`",
+        loc.store.display(),
+        root.display(),
+        folders
+            .iter()
+            .map(|f| f.path.as_str().trim_start_matches('/').to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        loc.flag()
+    );
+    Ok(())
+}
+
+fn partner_list(args: &StoreArgs) -> Result<(), Vec<String>> {
+    let loc = locate(args)?;
+    let data = loc.existing_data()?;
+    let mut rows = vec![[
+        "NAME",
+        "USERS",
+        "ALLOW_IP",
+        "DENY_IP",
+        "FILE_MODE",
+        "FOLDERS",
+        "ROOT",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for p in &data.partners {
+        let users = data
+            .users
+            .iter()
+            .filter(|u| u.partner() == Some(p.name.as_str()))
+            .count();
+        let folders = p
+            .folders
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}({:04o},{}:{})",
+                    f.path.as_str().trim_start_matches('/'),
+                    f.mode,
+                    f.owner,
+                    f.group
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        rows.push(vec![
+            p.name.clone(),
+            users.to_string(),
+            cidr_list(&p.ip_filter.allow),
+            cidr_list(&p.ip_filter.deny),
+            format!("{:04o}", p.file_mode),
+            folders,
+            p.root.display().to_string(),
+        ]);
+    }
+    print_table(&rows);
+    Ok(())
 }
 
 fn check_config(file: &Path) -> Result<(), Vec<String>> {
@@ -608,15 +1132,13 @@ fn check_config(file: &Path) -> Result<(), Vec<String>> {
             .to_string(),
         );
     }
-    match file_users(&s, &name) {
-        Ok(accounts) => {
+    match store_data(&s, &name) {
+        Ok(data) => {
             let anonymous_root = s.anonymous.then(|| s.anonymous_root().to_path_buf());
-            problems.extend(tls_placement_problems(
-                &s,
-                &accounts,
-                anonymous_root.as_deref(),
-                &name,
-            ));
+            let served =
+                served_folders(&s, &data, data.users.is_empty(), anonymous_root.as_deref());
+            problems.extend(partner_placement_problems(&served, &name));
+            problems.extend(tls_placement_problems(&s, &served, &name));
         }
         Err(e) => problems.extend(e),
     }

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use wharf_core::addr::PassivePorts;
+use wharf_core::policy::{Cidr, IpFilter};
 use wharf_core::{Secret, TlsPolicy};
 
 use crate::event_command::CommandLine;
@@ -211,6 +212,39 @@ pub struct Settings {
     /// `xferlog_file`: transfer log in the standard xferlog format (wu-ftpd, vsftpd,
     /// ProFTPD; see docs/events.md). Its folder must exist. Default none.
     pub xferlog_file: Option<PathBuf>,
+    /// `partners_root`: the folder holding each partner's tree (`<partners_root>/<partner>`,
+    /// unless the store gives a partner its own `root`); must not be inside a folder other
+    /// users are served. Default `./wharf-partners`.
+    pub partners_root: PathBuf,
+    /// `atomic_uploads`: an upload is written to a hidden partial file and renamed into place
+    /// only when complete, so nobody sees half a file under its name (see docs/partners.md).
+    /// Default true.
+    pub atomic_uploads: bool,
+    /// `max_logins`: logged-in sessions at once, all users together; one more gets `421
+    /// Maximum login limit has been reached.` 0 = unlimited. Default 0.
+    pub max_logins: u32,
+    /// `max_anonymous_logins`: anonymous sessions at once; 0 = unlimited. Default 0.
+    pub max_anonymous_logins: u32,
+    /// `max_logins_per_ip`: logged-in sessions at once from one client address; 0 =
+    /// unlimited. Default 0.
+    pub max_logins_per_ip: u32,
+    /// `ip_allow`: addresses or CIDR networks (IPv4, IPv6) that may connect at all; empty =
+    /// everyone not denied. Default `[]`.
+    pub ip_allow: Vec<Cidr>,
+    /// `ip_deny`: addresses or networks that may not connect (deny wins over allow); they get
+    /// `421` and are closed at once. Default `[]`.
+    pub ip_deny: Vec<Cidr>,
+    /// `ban_after_failures`: failed logins from one address (across connections) within
+    /// `ban_window_secs` after which it is banned: new connections get `421` and are closed.
+    /// 0 = no bans. Default 10.
+    pub ban_after_failures: u32,
+    /// `ban_window_secs`: the window the failures are counted in. Default 600.
+    pub ban_window: Duration,
+    /// `ban_duration_secs`: how long a ban lasts. Default 900.
+    pub ban_duration: Duration,
+    /// `site_chmod`: allow SITE CHMOD (for an entry's owner, on an account with write
+    /// permission). Default true.
+    pub site_chmod: bool,
 }
 
 impl Default for Settings {
@@ -258,6 +292,17 @@ impl Default for Settings {
             event_command_timeout: Duration::from_secs(10),
             event_command_events: None,
             xferlog_file: None,
+            partners_root: PathBuf::from("wharf-partners"),
+            atomic_uploads: true,
+            max_logins: core.max_logins,
+            max_anonymous_logins: core.max_anonymous_logins,
+            max_logins_per_ip: core.max_logins_per_ip,
+            ip_allow: Vec::new(),
+            ip_deny: Vec::new(),
+            ban_after_failures: 10,
+            ban_window: Duration::from_secs(600),
+            ban_duration: Duration::from_secs(900),
+            site_chmod: core.site_chmod,
         }
     }
 }
@@ -304,6 +349,17 @@ pub const KEYS: &[&str] = &[
     "event_command_timeout_secs",
     "event_command_events",
     "xferlog_file",
+    "partners_root",
+    "atomic_uploads",
+    "max_logins",
+    "max_anonymous_logins",
+    "max_logins_per_ip",
+    "ip_allow",
+    "ip_deny",
+    "ban_after_failures",
+    "ban_window_secs",
+    "ban_duration_secs",
+    "site_chmod",
 ];
 
 /// Reads one key's value, collecting problems.
@@ -450,6 +506,41 @@ impl Reader<'_> {
             return None;
         }
         Some(p)
+    }
+
+    /// An address or CIDR network, or an array of them.
+    fn cidrs(&mut self, key: &str, v: &toml::Value) -> Option<Vec<Cidr>> {
+        let items: Vec<&toml::Value> = match v {
+            toml::Value::Array(a) => a.iter().collect(),
+            toml::Value::String(_) => vec![v],
+            v => {
+                self.err(
+                    key,
+                    format!(
+                        "must be an array of addresses or CIDR networks such as \
+                         [\"192.0.2.0/24\", \"2001:db8::/32\"], not {}",
+                        v.type_str()
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        let mut bad = false;
+        for item in items {
+            match item.as_str().map(Cidr::parse) {
+                Some(Ok(c)) => out.push(c),
+                Some(Err(e)) => {
+                    bad = true;
+                    self.err(key, e.to_string());
+                }
+                None => {
+                    bad = true;
+                    self.err(key, format!("must hold strings, not {}", item.type_str()));
+                }
+            }
+        }
+        (!bad).then_some(out)
     }
 
     fn path(&mut self, key: &str, v: &toml::Value) -> Option<PathBuf> {
@@ -772,6 +863,30 @@ impl Settings {
                 }
                 "events_file" => s.events_file = r.log_file(k, v).or(s.events_file.take()),
                 "xferlog_file" => s.xferlog_file = r.log_file(k, v).or(s.xferlog_file.take()),
+                "partners_root" => s.partners_root = r.path(k, v).unwrap_or(s.partners_root),
+                "atomic_uploads" => s.atomic_uploads = r.bool(k, v).unwrap_or(s.atomic_uploads),
+                "max_logins" | "max_anonymous_logins" | "max_logins_per_ip" => {
+                    if let Some(n) = r.int(k, v, 0, 100_000) {
+                        let n = n as u32;
+                        match k {
+                            "max_logins" => s.max_logins = n,
+                            "max_anonymous_logins" => s.max_anonymous_logins = n,
+                            _ => s.max_logins_per_ip = n,
+                        }
+                    }
+                }
+                "ip_allow" => s.ip_allow = r.cidrs(k, v).unwrap_or_default(),
+                "ip_deny" => s.ip_deny = r.cidrs(k, v).unwrap_or_default(),
+                "ban_after_failures" => {
+                    if let Some(n) = r.int(k, v, 0, 100_000) {
+                        s.ban_after_failures = n as u32;
+                    }
+                }
+                "ban_window_secs" => s.ban_window = secs(&mut r, k, v, 1).unwrap_or(s.ban_window),
+                "ban_duration_secs" => {
+                    s.ban_duration = secs(&mut r, k, v, 1).unwrap_or(s.ban_duration)
+                }
+                "site_chmod" => s.site_chmod = r.bool(k, v).unwrap_or(s.site_chmod),
                 "event_command" => {
                     if let Some(argv) = r.strings(k, v, "[\"/usr/local/bin/on-event\", \"--flag\"]")
                     {
@@ -913,6 +1028,14 @@ impl Settings {
         c.tls_data = self.tls_required_data;
         c.allow_ccc = self.allow_ccc;
         c.require_tls_session_reuse = self.require_tls_session_reuse;
+        c.max_logins = self.max_logins;
+        c.max_anonymous_logins = self.max_anonymous_logins;
+        c.max_logins_per_ip = self.max_logins_per_ip;
+        c.ip_filter = IpFilter {
+            allow: self.ip_allow.clone(),
+            deny: self.ip_deny.clone(),
+        };
+        c.site_chmod = self.site_chmod;
         Arc::new(c)
     }
 }

@@ -26,6 +26,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wharf_core::action::EventKind;
 use wharf_core::{
     Action, ActionId, ActionKind, LoginError, Outcome, OutcomeKind, Output, Session, TlsInfo,
 };
@@ -66,6 +67,16 @@ pub struct Connection<'a> {
     pub(crate) id: u64,
     pub(crate) storage: Option<Box<dyn Storage>>,
     pub(crate) user: Option<String>,
+    /// The login the server counts for this session (login limits); given back when the
+    /// core ends the login (`LoginEnded`) or the connection goes.
+    pub(crate) login_slot: Option<crate::server::LoginSlot<'a>>,
+    /// An upload has ended and its file is not settled yet: the transfer's final reply
+    /// (2xx or not) decides, before it is written, whether the storage puts the file in
+    /// place (atomic uploads) or removes it ([`Storage::finish_upload`]).
+    upload_open: bool,
+    /// Why a complete upload could not be put in place: its `upload_complete` event becomes
+    /// `upload_failed`.
+    upload_unplaced: Option<String>,
     pub(crate) passive: Option<PassiveListener>,
     /// The TLS configuration of this control connection (set by its handshake): protected
     /// data connections use it, so that they can resume this connection's session only.
@@ -109,13 +120,8 @@ impl<'a> Connection<'a> {
             match accept_tls(tls, Arc::clone(&config), tcp) {
                 Ok((stream, info)) => {
                     log_handshake(id, peer, "implicit", &stream.conn, &info);
-                    let session = Session::new_implicit_tls(
-                        shared.core.clone(),
-                        peer,
-                        local,
-                        Instant::now(),
-                        info,
-                    );
+                    let session =
+                        Session::new_implicit_tls(shared.core(), peer, local, Instant::now(), info);
                     (ControlStream::Tls(Box::new(stream)), session, Some(config))
                 }
                 Err(e) => {
@@ -126,7 +132,7 @@ impl<'a> Connection<'a> {
                 }
             }
         } else {
-            let session = Session::new(shared.core.clone(), peer, local, Instant::now());
+            let session = Session::new(shared.core(), peer, local, Instant::now());
             (ControlStream::Plain(tcp), session, None)
         };
         let _ = ctrl.tcp().set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
@@ -138,6 +144,9 @@ impl<'a> Connection<'a> {
             local,
             id,
             storage: None,
+            login_slot: None,
+            upload_open: false,
+            upload_unplaced: None,
             user: None,
             passive: None,
             tls_config,
@@ -215,7 +224,13 @@ impl<'a> Connection<'a> {
                 },
             };
             match out {
-                Output::Reply(r) => {
+                Output::Reply(mut r) => {
+                    if self.upload_open {
+                        // The final reply of an upload: the file goes in place first.
+                        if let Some(failed) = self.settle_upload((200..300).contains(&r.code())) {
+                            r = failed;
+                        }
+                    }
                     if let Err(e) = self.ctrl.send(r.as_bytes()) {
                         info!("session {}: cannot write a reply: {e}", self.id);
                         return false;
@@ -226,6 +241,30 @@ impl<'a> Connection<'a> {
                     let _ = self.ctrl.flush();
                     return false;
                 }
+            }
+        }
+    }
+
+    /// Settles the upload that just ended: puts its file in place when `ok`, else removes
+    /// what arrived (atomic uploads). When a complete file cannot be put in place, returns
+    /// the reply to give instead of the 226 (and its event becomes `upload_failed`).
+    fn settle_upload(&mut self, ok: bool) -> Option<wharf_core::Reply> {
+        self.upload_open = false;
+        let storage = self.storage.as_ref()?;
+        match storage.finish_upload(ok) {
+            Ok(()) => None,
+            Err(e) => {
+                error!(
+                    "session {}: a complete upload could not be put in place: {e}",
+                    self.id
+                );
+                if !ok {
+                    return None;
+                }
+                let why = format!("the file could not be put in place: {e}");
+                let reply = wharf_core::Reply::new(451, &format!("Transfer failed: {why}."));
+                self.upload_unplaced = Some(why);
+                Some(reply)
             }
         }
     }
@@ -333,10 +372,8 @@ impl<'a> Connection<'a> {
                 let now = unix_now();
                 self.outcome(id, OutcomeKind::Entries { result, now });
             }
-            // Ownership is recorded by the partner-aware storage (issue 4); the local file
-            // system keeps its own.
-            ActionKind::MakeDir { path, .. } => {
-                let r = self.storage_do(|s| s.mkdir(&path));
+            ActionKind::MakeDir { path, ownership } => {
+                let r = self.storage_do(|s| s.mkdir(&path, Some(&ownership)));
                 self.log_change("mkdir", path.as_str(), &r);
                 self.outcome(id, OutcomeKind::Done(r));
             }
@@ -379,26 +416,55 @@ impl<'a> Connection<'a> {
                 self.outcome(id, OutcomeKind::PassiveListening(r));
             }
             ActionKind::ClosePassive => self.passive = None,
-            ActionKind::Transfer(plan) => self.run_transfer(id, plan),
+            ActionKind::Transfer(plan) => {
+                let upload = matches!(plan.kind, wharf_core::TransferKind::Store { .. });
+                if upload {
+                    if let Some(s) = &self.storage {
+                        s.begin_upload(plan.ownership.clone());
+                    }
+                }
+                self.run_transfer(id, plan);
+                self.upload_open = upload && self.storage.is_some();
+            }
             // No transfer runs (it has ended already): nothing to stop.
             ActionKind::AbortTransfer { .. } => {}
-            // Not counted yet: login limits across sessions come with the partner store.
-            ActionKind::LoginEnded => {}
-            ActionKind::Notify(event) => {
+            ActionKind::LoginEnded => {
+                // The login is over (logout, REIN, another USER, or refused by a limit or an
+                // IP rule after the password was checked): give its count back.
+                self.login_slot = None;
+                self.storage = None;
+            }
+            ActionKind::Notify(mut event) => {
+                if matches!(
+                    event.kind,
+                    EventKind::UploadComplete | EventKind::UploadFailed
+                ) {
+                    // Its final reply was never written (the connection went): settle now.
+                    if self.upload_open {
+                        self.settle_upload(event.kind == EventKind::UploadComplete);
+                    }
+                    if let Some(why) = self.upload_unplaced.take() {
+                        event.kind = EventKind::UploadFailed;
+                        event.reason = Some(why);
+                    }
+                }
                 log::debug!("session {}: event {}", self.id, event.kind.as_str());
                 self.tracker.record(&event);
             }
-            ActionKind::SetMode { .. } => {
-                let r = Err(wharf_core::StorageError::Other(
-                    "SITE CHMOD is not supported by this server yet".into(),
-                ));
+            ActionKind::SetMode { path, mode } => {
+                let r = self.storage_do(|s| s.set_mode(&path, mode));
+                self.log_change("chmod", &format!("{path} {mode:03o}"), &r);
                 self.outcome(id, OutcomeKind::Done(r));
             }
             ActionKind::AdminQuery(q) => {
                 let r = match self.shared.events.admin(&q) {
                     Some(info) => Ok(info),
-                    // SITE DESCUSER: answered by the user store (issue 4, part A).
-                    None => Err("administration queries are not available yet".into()),
+                    None => match &q {
+                        wharf_core::action::AdminQuery::DescribeUser(name) => Ok(
+                            wharf_core::action::AdminInfo::User(self.shared.users.describe(name)),
+                        ),
+                        _ => Err("administration queries are not available yet".into()),
+                    },
                 };
                 self.outcome(id, OutcomeKind::AdminInfo(r));
             }
@@ -440,8 +506,10 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Completes a login the user store accepted (opening the user's storage), or logs why it
-    /// failed. `how` says what vouched for the user, for the log.
+    /// Completes a login the user store accepted (opening the user's storage and counting
+    /// the login, with the counts passed to the core for its login limits), or logs why it
+    /// failed (a wrong password counts towards a ban of the address). `how` says what vouched
+    /// for the user, for the log.
     fn login(
         &mut self,
         user: &str,
@@ -449,22 +517,24 @@ impl<'a> Connection<'a> {
         how: &str,
     ) -> Result<wharf_core::Account, LoginError> {
         match checked {
-            Ok(login) => match LocalFs::new(&login.home) {
+            Ok(login) => match LocalFs::for_login(&login, self.shared.settings.atomic_uploads) {
                 Ok(fs) => {
-                    let a = &login.account;
-                    let fs = if a.anonymous {
-                        fs
-                    } else {
-                        fs.with_owner(&a.user, a.group())
-                    };
+                    let mut account = login.account;
                     info!(
                         "session {} login user={} peer={} by {how}",
-                        self.id, login.account.name, self.peer
+                        self.id, account.name, self.peer
                     );
-                    self.tracker.authenticated(&login.account);
+                    self.shared.login_succeeded(self.peer.ip());
+                    // A previous login of this session was released by its LoginEnded.
+                    let (slot, counts) =
+                        self.shared
+                            .count_login(&account.name, self.peer.ip(), account.anonymous);
+                    account.sessions = counts;
+                    self.login_slot = Some(slot);
+                    self.tracker.authenticated(&account);
                     self.storage = Some(Box::new(fs));
-                    self.user = Some(login.account.name.clone());
-                    Ok(login.account)
+                    self.user = Some(account.name.clone());
+                    Ok(account)
                 }
                 Err(e) => {
                     error!(
@@ -485,6 +555,14 @@ impl<'a> Connection<'a> {
                     "session {} login failed user={shown:?} peer={} by {how}",
                     self.id, self.peer
                 );
+                if e == LoginError::Invalid && self.shared.login_failed(self.peer.ip()) {
+                    warn!(
+                        "address {} banned for {} s after {} failed logins",
+                        self.peer.ip(),
+                        self.shared.settings.ban_duration.as_secs(),
+                        self.shared.settings.ban_after_failures
+                    );
+                }
                 Err(e)
             }
         }

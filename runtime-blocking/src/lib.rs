@@ -7,8 +7,12 @@
 //! - [`conn`]: the per-connection loop that drives a [`wharf_core::Session`];
 //! - [`transfer`]: moving file data (sendfile for binary retrieves), with ABOR mid-transfer;
 //! - [`data`]: passive listeners and active connections;
-//! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root;
-//! - [`users`]: the user store and argon2 password checks;
+//! - [`server`] also holds what sessions share about logins: the counts behind the login
+//!   limits, the ban of addresses that fail too often, the reloadable user store;
+//! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root,
+//!   with owners and modes ([`meta`]: records beside the data) and atomic uploads;
+//! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
+//!   password checks; [`store`]: the user store file (partners and users) and its changes;
 //! - [`config`]: the TOML configuration and its errors;
 //! - [`events`]: events to the events file, the event command ([`event_command`]), the
 //!   transfer log ([`xferlog`]) and the live statistics ([`stats`]) behind SITE WHO / STAT;
@@ -23,10 +27,12 @@ pub mod conn;
 pub mod data;
 pub mod event_command;
 pub mod events;
+pub mod meta;
 pub mod rng;
 pub mod server;
 pub mod stats;
 pub mod storage;
+pub mod store;
 pub mod stream;
 pub mod tls;
 pub mod transfer;

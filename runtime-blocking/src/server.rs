@@ -11,6 +11,16 @@
 //!
 //! Implicit-TLS listeners (`implicit_listen`) are polled with the others; their connections
 //! are marked so that the worker runs the TLS handshake before the session starts.
+//!
+//! Before a connection takes a slot, the acceptor refuses (`421`, then close) an address the
+//! server-wide IP filter (`ip_allow` / `ip_deny`) keeps out, and an address banned after too
+//! many failed logins (`ban_after_failures` within `ban_window_secs` bans it for
+//! `ban_duration_secs`), so neither ever takes a worker.
+//!
+//! [`Shared`] also holds what sessions share about logins: the user store (reloaded by
+//! [`watch_store`] when its file changes or on SIGHUP; a bad file is logged and the old
+//! accounts stay), the count of logged-in sessions (total, anonymous, per address, per user,
+//! per user and address) that the core's login limits are checked against, and the ban table.
 
 use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender, TrySendError};
 use log::{error, info, warn};
@@ -20,30 +30,41 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
+use wharf_core::action::LoginCounts;
 use wharf_core::addr::canonical_ip;
+use wharf_core::policy::BanList;
 
 use crate::config::Settings;
 use crate::conn::Connection;
 use crate::tls::TlsContext;
-use crate::users::UserStore;
+use crate::users::Users;
 
 /// Stack size of a worker thread.
 pub const WORKER_STACK: usize = 256 * 1024;
 /// How long an idle worker waits for another connection before it ends.
 pub const WORKER_IDLE: Duration = Duration::from_secs(60);
+/// How often [`watch_store`] looks at the user store file.
+pub const STORE_POLL: Duration = Duration::from_secs(2);
+/// The most addresses the ban table remembers.
+pub const MAX_BAN_ENTRIES: usize = 65_536;
+/// The reply to a connection from an address the server-wide IP filter keeps out.
+pub const REFUSED_ADDRESS: &str = "421 Connection refused: your address is not allowed here.";
+/// The reply to a connection from a banned address.
+pub const REFUSED_BANNED: &str = "421 Too many failed logins from your address; try again later.";
 
 /// What every session of the server shares.
 #[derive(Debug)]
 pub struct Shared {
     /// The configuration.
     pub settings: Settings,
-    /// The core's part of it.
-    pub core: Arc<wharf_core::Config>,
+    /// The core's part of it, with the users' own TLS requirements (replaced on reload).
+    core: parking_lot::RwLock<Arc<wharf_core::Config>>,
     /// The accounts.
-    pub users: UserStore,
+    pub users: Users,
     /// The certificate and TLS policy, when FTPS is on.
     pub tls: Option<TlsContext>,
     /// Where events go (events file, event command, transfer log) and the live statistics;
@@ -51,28 +72,104 @@ pub struct Shared {
     pub events: crate::events::EventHub,
     active: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    logins: Mutex<LoginTable>,
+    bans: Mutex<BanList>,
 }
 
 impl Shared {
     /// Shared state for a server with these settings and users, offering FTPS when `tls` is
     /// given. The core's configuration gets the TLS policies of the settings and the users'
     /// own TLS requirements.
-    pub fn new(settings: Settings, users: UserStore, tls: Option<TlsContext>) -> Shared {
+    pub fn new(settings: Settings, users: Users, tls: Option<TlsContext>) -> Shared {
         let mut core = settings.core_config();
         {
             let c = Arc::make_mut(&mut core);
             c.tls_available = tls.is_some();
-            c.tls_overrides = users.tls_overrides();
+            c.tls_overrides = users.get().tls_overrides();
         }
+        let bans = BanList::new(
+            settings.ban_after_failures,
+            settings.ban_window,
+            settings.ban_duration,
+            MAX_BAN_ENTRIES,
+        );
         Shared {
-            core,
+            core: parking_lot::RwLock::new(core),
             settings,
             users,
             tls,
             events: crate::events::EventHub::default(),
             active: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            logins: Mutex::new(LoginTable::default()),
+            bans: Mutex::new(bans),
         }
+    }
+
+    /// The core's configuration as it is now (a new session takes it).
+    pub fn core(&self) -> Arc<wharf_core::Config> {
+        self.core.read().clone()
+    }
+
+    /// Reads the user store file again and, if it is good, puts its accounts in place of
+    /// the old ones (creating new partners' folders). Returns the number of accounts, or
+    /// every problem (file, key, reason); on error the old accounts stay.
+    pub fn reload_store(&self) -> Result<usize, Vec<String>> {
+        let s = &self.settings;
+        let data = if s.users_file.exists() {
+            crate::store::load(&s.users_file, &s.partners_root)
+                .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?
+        } else {
+            crate::store::StoreData::default()
+        };
+        let problems = crate::storage::make_partner_trees(&data.partners);
+        for p in &problems {
+            warn!("{p}");
+        }
+        let store = self.users.replace(data);
+        let overrides = store.tls_overrides();
+        let mut core = self.core.write();
+        if core.tls_overrides != overrides {
+            Arc::make_mut(&mut core).tls_overrides = overrides;
+        }
+        Ok(store.len())
+    }
+
+    /// Counts a new login of `user` (`anonymous` for the anonymous login) from `ip`; the
+    /// counts include it. The slot gives the login back when dropped.
+    pub fn count_login(
+        &self,
+        user: &str,
+        ip: IpAddr,
+        anonymous: bool,
+    ) -> (LoginSlot<'_>, LoginCounts) {
+        let ip = canonical_ip(ip);
+        let counts = lock(&self.logins).acquire(user, ip, anonymous);
+        (
+            LoginSlot {
+                shared: self,
+                user: user.to_owned(),
+                ip,
+                anonymous,
+            },
+            counts,
+        )
+    }
+
+    /// A failed login from `ip` (wrong password, unknown or disabled user). Returns true
+    /// when it starts a ban.
+    pub fn login_failed(&self, ip: IpAddr) -> bool {
+        lock(&self.bans).record_failure(ip, Instant::now())
+    }
+
+    /// A successful login from `ip`: its count of failures starts again.
+    pub fn login_succeeded(&self, ip: IpAddr) {
+        lock(&self.bans).record_success(ip);
+    }
+
+    /// How much longer `ip` stays banned, if it is.
+    pub fn banned_for(&self, ip: IpAddr) -> Option<Duration> {
+        lock(&self.bans).banned_for(ip, Instant::now())
     }
 
     /// Connections being served now.
@@ -248,6 +345,19 @@ impl Server {
 
     fn dispatch(&self, pool: &Pool, stream: TcpStream, peer: SocketAddr, implicit: bool) {
         let ip = canonical_ip(peer.ip());
+        if !self.shared.core().ip_filter.permits(ip) {
+            info!("connection from {peer} refused: not allowed by ip_allow/ip_deny");
+            refuse_with(stream, REFUSED_ADDRESS, implicit);
+            return;
+        }
+        if let Some(left) = self.shared.banned_for(ip) {
+            info!(
+                "connection from {peer} refused: banned after failed logins ({} s left)",
+                left.as_secs()
+            );
+            refuse_with(stream, REFUSED_BANNED, implicit);
+            return;
+        }
         match self.shared.admit(ip) {
             Ok(slot) => {
                 let job = Job {
@@ -271,14 +381,151 @@ impl Server {
 
 /// Tells a connection it cannot be served, without waiting on it. On an implicit-TLS
 /// listener the client expects a handshake, not text: the connection is just closed.
-fn refuse(mut stream: TcpStream, limit: usize, implicit: bool) {
+fn refuse(stream: TcpStream, limit: usize, implicit: bool) {
+    refuse_with(
+        stream,
+        &format!("421 Too many connections ({limit}); try again later."),
+        implicit,
+    );
+}
+
+/// Writes `reply` (without waiting) and closes; on an implicit-TLS listener just closes.
+fn refuse_with(mut stream: TcpStream, reply: &str, implicit: bool) {
     if implicit {
         return;
     }
     let _ = stream.set_nonblocking(true);
-    let _ = stream
-        .write_all(format!("421 Too many connections ({limit}); try again later.\r\n").as_bytes());
+    let _ = stream.write_all(format!("{reply}\r\n").as_bytes());
     let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Logged-in sessions, counted for the login limits.
+#[derive(Debug, Default)]
+struct LoginTable {
+    total: u32,
+    anonymous: u32,
+    per_ip: HashMap<IpAddr, u32>,
+    per_user: HashMap<String, u32>,
+    per_user_ip: HashMap<(String, IpAddr), u32>,
+}
+
+impl LoginTable {
+    fn counts(&self, user: &str, ip: IpAddr) -> LoginCounts {
+        LoginCounts {
+            total: self.total,
+            anonymous: self.anonymous,
+            from_ip: self.per_ip.get(&ip).copied().unwrap_or(0),
+            user: self.per_user.get(user).copied().unwrap_or(0),
+            user_from_ip: self
+                .per_user_ip
+                .get(&(user.to_owned(), ip))
+                .copied()
+                .unwrap_or(0),
+        }
+    }
+
+    fn acquire(&mut self, user: &str, ip: IpAddr, anonymous: bool) -> LoginCounts {
+        self.total += 1;
+        if anonymous {
+            self.anonymous += 1;
+        }
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+        *self.per_user.entry(user.to_owned()).or_insert(0) += 1;
+        *self.per_user_ip.entry((user.to_owned(), ip)).or_insert(0) += 1;
+        self.counts(user, ip)
+    }
+
+    fn release(&mut self, user: &str, ip: IpAddr, anonymous: bool) {
+        fn down<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, k: K) {
+            if let Some(n) = map.get_mut(&k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&k);
+                }
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+        if anonymous {
+            self.anonymous = self.anonymous.saturating_sub(1);
+        }
+        down(&mut self.per_ip, ip);
+        down(&mut self.per_user, user.to_owned());
+        down(&mut self.per_user_ip, (user.to_owned(), ip));
+    }
+}
+
+/// One counted login; given back when dropped (at logout, when the core refuses the login,
+/// or when the connection ends however it ends).
+#[derive(Debug)]
+pub struct LoginSlot<'a> {
+    shared: &'a Shared,
+    user: String,
+    ip: IpAddr,
+    anonymous: bool,
+}
+
+impl Drop for LoginSlot<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.logins).release(&self.user, self.ip, self.anonymous);
+    }
+}
+
+/// Watches the user store file for the server's whole life: looks at it every
+/// [`STORE_POLL`] (mtime, size, inode) and on SIGHUP, and reloads it when it changed
+/// ([`Shared::reload_store`]). A bad file is logged with every problem; the old accounts
+/// stay until the file is good again.
+pub fn watch_store(shared: Arc<Shared>) -> io::Result<()> {
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+    let path = shared.settings.users_file.clone();
+    std::thread::Builder::new()
+        .name("wharf-store-watch".into())
+        .spawn(move || {
+            let mut seen = stamp(&path);
+            let mut last_look = Instant::now();
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                let signalled = hup.swap(false, Ordering::Relaxed);
+                if !signalled && last_look.elapsed() < STORE_POLL {
+                    continue;
+                }
+                last_look = Instant::now();
+                let now = stamp(&path);
+                if now == seen && !signalled {
+                    continue;
+                }
+                seen = now;
+                match shared.reload_store() {
+                    Ok(n) => info!(
+                        "user store {} reloaded{}: {n} account(s)",
+                        path.display(),
+                        if signalled { " (SIGHUP)" } else { "" }
+                    ),
+                    Err(problems) => {
+                        error!(
+                            "user store {} not reloaded; the accounts stay as they were:",
+                            path.display()
+                        );
+                        for p in problems {
+                            error!("  {p}");
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+type Stamp = Option<(Option<SystemTime>, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok(), m.len(), m.ino()))
 }
 
 /// The worker threads.

@@ -1,5 +1,7 @@
 //! Storage: what a session's file commands do to a file system, behind the [`Storage`] trait,
-//! and [`LocalFs`], the implementation on the local file system confined to one user's root.
+//! and [`LocalFs`], the implementation on the local file system confined to one user's root,
+//! with the owner, group and mode of every entry (recorded beside the data where the file
+//! system cannot hold them) and atomic uploads.
 //!
 //! Paths arrive as [`VirtualPath`]s, already normalised by the core (absolute, no `.` or `..`),
 //! so they cannot name anything above the root by their spelling. What the core cannot see are
@@ -14,6 +16,8 @@
 //! - A path that is created (mkdir, upload, rename target) has its parent canonicalised and
 //!   checked the same way, and is refused when the final component exists as a symlink (so an
 //!   upload can never write through a link).
+//! - Names starting with `.wharf` (any case) are the server's (ownership records, partial
+//!   uploads): never listed, `NotFound` when looked up, `InvalidName` when created.
 //! - Listings leave out entries that cannot be used: symlinks that lead out of the root or
 //!   nowhere, and names that are not UTF-8 or contain CR or LF (they would break the listing
 //!   formats).
@@ -21,9 +25,36 @@
 //!   can change the tree at the same moment (replace a checked directory by a symlink) could
 //!   race them. FTP users alone cannot create symlinks.
 //!
-//! # Owner and group
-//! Listings show `ftp` / `ftp` as owner and group of every entry: the system's account names
-//! are none of a client's business.
+//! # Owner, group and mode
+//! Wharf does not map FTP users to system accounts, so the file system cannot say who owns an
+//! entry. Each entry is reported with, in this order of precedence:
+//! 1. a fixed folder of a partner: the owner, group and mode the store gives it;
+//! 2. a record in the directory's sidecar (see the meta module), written when an FTP user
+//!    creates the entry (MKD, an upload of a new file) or changes its mode (SITE CHMOD), and
+//!    kept in step by renames and deletes, so that it survives a restart;
+//! 3. otherwise the tree's default owner and group ([`LocalFs::with_owner`]: `root`/`root` in
+//!    a partner's tree, so that files the back end drops into Inbox are "other" to partner
+//!    users; the user and their group in a personal home; `ftp`/`ftp` for anonymous) and the
+//!    file system's own mode bits.
+//!
+//! Anonymous trees record nothing (anonymous users cannot change anything).
+//!
+//! # Uploads
+//! The runtime calls [`Storage::begin_upload`] with the ownership the core gives a new file,
+//! then the transfer opens the file ([`Storage::open_write`]), then the runtime calls
+//! [`Storage::finish_upload`] with whether the transfer succeeded, before the final reply and
+//! the "upload complete" event go out.
+//!
+//! With atomic uploads ([`LocalFs::atomic`], the `atomic_uploads` key, on by default) the
+//! data goes to a hidden partial file (`.wharf-part.<random>`) in the target's directory;
+//! only a successful upload is renamed over the final name (or, for STOU, hard-linked to a
+//! name that must still be free), so nobody — a back end polling the folder included — ever
+//! sees half a file under the final name. A failed or killed upload removes its partial file;
+//! partial files left by a server that died are removed at the next start
+//! ([`sweep_partials`]). APPE and REST+STOR copy the existing file to the partial file first
+//! (copy-on-write; `copy_file_range` makes that a reflink where the file system can), so the
+//! old content stays in place until the new one is complete. A replaced file keeps its
+//! owner, group and mode. Without atomic uploads, files are written in place.
 //!
 //! # Errors
 //! `io::ErrorKind` and Linux errno values map to [`StorageError`] in [`map_io_error`]
@@ -33,16 +64,24 @@
 //! Read handles are plain [`std::fs::File`]s so that a binary retrieve can go from the file to
 //! the socket with `sendfile` (see the transfer code).
 
+use log::{error, info, warn};
+use parking_lot::Mutex;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use wharf_core::action::Ownership;
 use wharf_core::codec::AsciiEncoder;
 use wharf_core::{FileInfo, FileKind, StorageError, StoreMode, UnixTime, VirtualPath};
 
+use crate::meta::{self, Record, Records, PARTIAL_PREFIX};
+use crate::users::{FixedFolder, Login, Partner, View};
+
 /// The most names `STOU` tries (`name`, `name.1`, ... `name.999`) before giving up.
 pub const MAX_UNIQUE_TRIES: u32 = 1000;
+/// The most entries [`sweep_partials`] looks at in one tree.
+pub const MAX_SWEEP_ENTRIES: usize = 200_000;
 
 /// A user's file system, as the session's commands see it. Every path is virtual (inside the
 /// user's root); implementations keep every operation inside that root.
@@ -51,16 +90,24 @@ pub trait Storage: Send {
     fn stat(&self, path: &VirtualPath) -> Result<FileInfo, StorageError>;
     /// The usable entries of a directory, without `.` and `..`.
     fn read_dir(&self, path: &VirtualPath) -> Result<Vec<FileInfo>, StorageError>;
-    /// Creates a directory whose parent exists.
-    fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError>;
+    /// Creates a directory whose parent exists, recording `ownership` when given.
+    fn mkdir(&self, path: &VirtualPath, ownership: Option<&Ownership>) -> Result<(), StorageError>;
     /// Removes an empty directory.
     fn rmdir(&self, path: &VirtualPath) -> Result<(), StorageError>;
     /// Deletes a file.
     fn delete(&self, path: &VirtualPath) -> Result<(), StorageError>;
     /// Renames a file or directory; an existing file at `to` is replaced.
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
+    /// Changes the permission bits recorded for an entry (SITE CHMOD).
+    fn set_mode(&self, _path: &VirtualPath, _mode: u32) -> Result<(), StorageError> {
+        Err(StorageError::Other(
+            "this storage cannot record permission bits".into(),
+        ))
+    }
     /// Opens a regular file for reading, positioned at `offset`; also returns its size.
     fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(File, u64), StorageError>;
+    /// The next upload is about to start; `ownership` is what a new file gets.
+    fn begin_upload(&self, _ownership: Option<Ownership>) {}
     /// Opens a file for an upload as `mode` says, positioned where the upload writes; also
     /// returns the path actually opened (differs from `path` only for [`StoreMode::Unique`]).
     fn open_write(
@@ -68,6 +115,11 @@ pub trait Storage: Send {
         path: &VirtualPath,
         mode: StoreMode,
     ) -> Result<(File, VirtualPath), StorageError>;
+    /// The upload begun last has ended: `ok` when all of it arrived. Puts the file in place
+    /// (atomic uploads) or removes what arrived; an error means the file is not in place.
+    fn finish_upload(&self, _ok: bool) -> Result<(), StorageError> {
+        Ok(())
+    }
     /// The size of a file as TYPE A sends it (every bare LF counted as CRLF).
     fn ascii_size(&self, path: &VirtualPath) -> Result<u64, StorageError> {
         let (mut file, _) = self.open_read(path, 0)?;
@@ -85,17 +137,43 @@ pub trait Storage: Send {
     }
 }
 
+/// An upload under way.
+#[derive(Debug)]
+struct PendingUpload {
+    /// The file written (a hidden partial file with atomic uploads, else the target).
+    written: PathBuf,
+    /// Where the file goes.
+    target: PathBuf,
+    /// Whether `written` is a partial file to put in place.
+    atomic: bool,
+    /// The name must still be free when the file is put in place (STOU).
+    unique: bool,
+    /// The inode of the file replaced, if one existed.
+    old_ino: Option<u64>,
+    /// Owner, group and mode of a new file.
+    ownership: Option<Ownership>,
+}
+
+#[derive(Debug, Default)]
+struct UploadState {
+    ownership: Option<Ownership>,
+    pending: Option<PendingUpload>,
+}
+
 /// The local file system below one directory (the user's root).
 ///
-/// Entries are reported as owned by the account the storage serves (see
-/// [`LocalFs::with_owner`]): the core decides permissions from owner, group and mode bits,
-/// and a user's own home holds no ownership record of its own yet (the partner-aware
-/// storage of issue 4 records it). Without an owner, entries belong to `ftp`.
-#[derive(Clone, Debug)]
+/// Entries are reported with an owner, group and mode as the module documentation says;
+/// [`LocalFs::new`] makes a tree whose entries belong to `ftp`/`ftp` and that records
+/// nothing (as for anonymous users).
+#[derive(Debug)]
 pub struct LocalFs {
     root: PathBuf,
     owner: String,
     group: String,
+    records: bool,
+    fixed: Vec<FixedFolder>,
+    atomic: bool,
+    upload: Mutex<UploadState>,
 }
 
 impl LocalFs {
@@ -112,20 +190,60 @@ impl LocalFs {
             root,
             owner: "ftp".into(),
             group: "ftp".into(),
+            records: false,
+            fixed: Vec::new(),
+            atomic: false,
+            upload: Mutex::new(UploadState::default()),
         })
     }
 
-    /// The same storage, reporting its entries as owned by `owner` and `group`.
+    /// The storage a login sees: a partner's tree (its folders made if missing), a home, or
+    /// the anonymous root. `atomic` turns atomic uploads on.
+    pub fn for_login(login: &Login, atomic: bool) -> io::Result<LocalFs> {
+        match &login.view {
+            View::Anonymous => LocalFs::new(&login.home),
+            View::Home => {
+                let a = &login.account;
+                Ok(LocalFs::new(&login.home)?
+                    .with_owner(&a.user, a.group())
+                    .recording(true)
+                    .atomic(atomic))
+            }
+            View::Partner(folders) => {
+                make_tree(&login.home, folders)?;
+                let mut fs = LocalFs::new(&login.home)?
+                    .with_owner("root", "root")
+                    .recording(true)
+                    .atomic(atomic);
+                fs.fixed = folders.clone();
+                Ok(fs)
+            }
+        }
+    }
+
+    /// The same storage, reporting entries without a record as owned by `owner` and `group`.
     pub fn with_owner(mut self, owner: &str, group: &str) -> LocalFs {
         self.owner = owner.to_owned();
         self.group = group.to_owned();
         self
     }
 
-    fn owned(&self, mut info: FileInfo) -> FileInfo {
-        info.owner.clone_from(&self.owner);
-        info.group.clone_from(&self.group);
-        info
+    /// The same storage, recording owners and modes in sidecars (or not).
+    pub fn recording(mut self, on: bool) -> LocalFs {
+        self.records = on;
+        self
+    }
+
+    /// The same storage with atomic uploads on or off.
+    pub fn atomic(mut self, on: bool) -> LocalFs {
+        self.atomic = on;
+        self
+    }
+
+    /// The same storage with these fixed folders (their owner, group and mode as given).
+    pub fn with_fixed(mut self, folders: Vec<FixedFolder>) -> LocalFs {
+        self.fixed = folders;
+        self
     }
 
     /// The canonical root directory.
@@ -148,6 +266,9 @@ impl LocalFs {
 
     /// The real path of an entry that must exist: symlinks followed, checked to be inside.
     fn existing(&self, path: &VirtualPath) -> Result<PathBuf, StorageError> {
+        if is_reserved_path(path) {
+            return Err(StorageError::NotFound);
+        }
         let real = fs::canonicalize(self.lexical(path)).map_err(|e| map_io_error(&e))?;
         if self.inside(&real) {
             Ok(real)
@@ -157,10 +278,13 @@ impl LocalFs {
     }
 
     /// The real path of an entry to create (or replace): the parent canonicalised and checked,
-    /// the final component refused when it is a symlink.
+    /// the final component refused when it is a symlink or a reserved name.
     fn creatable(&self, path: &VirtualPath) -> Result<PathBuf, StorageError> {
         if path.is_root() {
             return Err(StorageError::PermissionDenied);
+        }
+        if is_reserved_path(path) {
+            return Err(StorageError::InvalidName);
         }
         let parent = self.existing(&path.parent())?;
         if !fs::metadata(&parent)
@@ -182,6 +306,9 @@ impl LocalFs {
         if path.is_root() {
             return Err(StorageError::PermissionDenied);
         }
+        if is_reserved_path(path) {
+            return Err(StorageError::NotFound);
+        }
         let parent = self.existing(&path.parent())?;
         let target = parent.join(path.file_name());
         let meta = fs::symlink_metadata(&target).map_err(|e| map_io_error(&e))?;
@@ -191,6 +318,254 @@ impl LocalFs {
         }
         Ok(target)
     }
+
+    fn fixed_folder(&self, path: &VirtualPath) -> Option<&FixedFolder> {
+        self.fixed.iter().find(|f| &f.path == path)
+    }
+
+    /// Sets owner, group and mode of `info` (the entry at `path`, real path `real`) as the
+    /// module documentation says; `records` are those of the real directory holding it.
+    fn decorate(
+        &self,
+        info: &mut FileInfo,
+        path: &VirtualPath,
+        real: &Path,
+        records: Option<&Records>,
+    ) {
+        if let Some(f) = self.fixed_folder(path) {
+            info.owner.clone_from(&f.owner);
+            info.group.clone_from(&f.group);
+            info.mode = f.mode;
+            return;
+        }
+        info.owner.clone_from(&self.owner);
+        info.group.clone_from(&self.group);
+        if !self.records || path.is_root() {
+            return;
+        }
+        let name = match real.file_name().and_then(|n| n.to_str()) {
+            Some(n) => n,
+            None => return,
+        };
+        let ino = info.unique.map(|(_, ino)| ino);
+        let record = match records {
+            Some(r) => r.get(name).filter(|r| Some(r.ino) == ino).cloned(),
+            None => match (real.parent(), ino) {
+                (Some(dir), Some(ino)) => meta::global().get(dir, name, ino),
+                _ => None,
+            },
+        };
+        if let Some(r) = record {
+            info.owner = r.owner;
+            info.group = r.group;
+            info.mode = r.mode;
+        }
+    }
+
+    /// Records `ownership` for the entry at real path `target`.
+    fn record(&self, target: &Path, ownership: &Ownership) -> io::Result<()> {
+        let ino = fs::symlink_metadata(target)?.ino();
+        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+            return Ok(());
+        };
+        let name = name.to_string_lossy().into_owned();
+        let record = Record {
+            owner: ownership.owner.clone(),
+            group: ownership.group.clone(),
+            mode: ownership.mode & 0o7777,
+            ino,
+        };
+        meta::global().update(dir, |r| {
+            r.insert(name, record);
+        })
+    }
+
+    /// Forgets the record of the entry at real path `target` (it is gone).
+    fn unrecord(&self, target: &Path) {
+        if !self.records {
+            return;
+        }
+        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+            return;
+        };
+        let name = name.to_string_lossy();
+        if let Err(e) = meta::global().update(dir, |r| {
+            r.remove(name.as_ref());
+        }) {
+            warn!(
+                "{}: cannot update the ownership records: {e}",
+                dir.join(meta::SIDECAR).display()
+            );
+        }
+    }
+
+    /// Moves the record of `source` to `target` (after a rename).
+    fn move_record(&self, source: &Path, target: &Path) {
+        if !self.records {
+            return;
+        }
+        let (Some(sdir), Some(sname), Some(tdir), Some(tname)) = (
+            source.parent(),
+            source.file_name(),
+            target.parent(),
+            target.file_name(),
+        ) else {
+            return;
+        };
+        let (sname, tname) = (
+            sname.to_string_lossy().into_owned(),
+            tname.to_string_lossy().into_owned(),
+        );
+        let store = meta::global();
+        let r = if sdir == tdir {
+            store.update(sdir, |r| match r.remove(&sname) {
+                Some(rec) => {
+                    r.insert(tname, rec);
+                }
+                None => {
+                    r.remove(&tname);
+                }
+            })
+        } else {
+            store.update(sdir, |r| r.remove(&sname)).and_then(|rec| {
+                store.update(tdir, |r| match rec {
+                    Some(rec) => {
+                        r.insert(tname, rec);
+                    }
+                    None => {
+                        r.remove(&tname);
+                    }
+                })
+            })
+        };
+        if let Err(e) = r {
+            error!(
+                "cannot move the ownership record of {} to {}: {e}",
+                source.display(),
+                target.display()
+            );
+        }
+        store.forget(source);
+    }
+
+    /// Removes records of names that are gone or now belong to another inode; `seen` maps
+    /// every name in the directory to its inode (`None` when unknown, e.g. a symlink).
+    fn prune(
+        &self,
+        dir: &Path,
+        records: &Records,
+        seen: &std::collections::HashMap<String, Option<u64>>,
+    ) {
+        let stale: Vec<String> = records
+            .iter()
+            .filter(|(name, r)| match seen.get(name.as_str()) {
+                None => true,
+                Some(Some(ino)) => *ino != r.ino,
+                Some(None) => false,
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        if let Err(e) = meta::global().update(dir, |r| {
+            for name in &stale {
+                r.remove(name);
+            }
+        }) {
+            warn!(
+                "{}: cannot prune stale ownership records: {e}",
+                dir.join(meta::SIDECAR).display()
+            );
+        }
+    }
+}
+
+impl Drop for LocalFs {
+    fn drop(&mut self) {
+        // An upload that never finished (the session died mid-transfer): no partial file
+        // stays behind.
+        if let Some(p) = self.upload.get_mut().pending.take() {
+            if p.atomic {
+                let _ = fs::remove_file(&p.written);
+            }
+        }
+    }
+}
+
+/// Whether any component of `path` is a name reserved for the server.
+fn is_reserved_path(path: &VirtualPath) -> bool {
+    path.components().any(meta::is_reserved)
+}
+
+/// Makes a partner's root and its fixed folders where missing.
+pub fn make_tree(root: &Path, folders: &[FixedFolder]) -> io::Result<()> {
+    fs::create_dir_all(root)?;
+    for f in folders {
+        let mut p = root.to_path_buf();
+        for c in f.path.components() {
+            p.push(c);
+        }
+        fs::create_dir_all(&p)?;
+    }
+    Ok(())
+}
+
+/// Makes every partner's root and fixed folders where missing; returns the problems.
+pub fn make_partner_trees<'a>(partners: impl IntoIterator<Item = &'a Partner>) -> Vec<String> {
+    partners
+        .into_iter()
+        .filter_map(|p| {
+            make_tree(&p.root, &p.folders).err().map(|e| {
+                format!(
+                    "partner '{}': cannot create its folders under {}: {e}",
+                    p.name,
+                    p.root.display()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Removes the partial files of atomic uploads (and temporary record files) a server that
+/// stopped mid-upload left under `root`; returns how many. Does not follow symlinks; looks
+/// at no more than [`MAX_SWEEP_ENTRIES`] entries.
+pub fn sweep_partials(root: &Path) -> usize {
+    let mut removed = 0;
+    let mut seen = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for entry in rd.flatten() {
+            seen += 1;
+            if seen > MAX_SWEEP_ENTRIES {
+                warn!(
+                    "{}: stopped looking for leftover partial uploads after {MAX_SWEEP_ENTRIES} entries",
+                    root.display()
+                );
+                return removed;
+            }
+            let Ok(ft) = entry.file_type() else { continue };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file()
+                && (name.starts_with(PARTIAL_PREFIX)
+                    || name.starts_with(&format!("{}.tmp.", meta::SIDECAR)))
+                && fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        info!(
+            "{}: removed {removed} partial upload(s) left by an earlier run",
+            root.display()
+        );
+    }
+    removed
 }
 
 /// The current wall-clock time as the core wants it.
@@ -230,7 +605,7 @@ pub fn file_info(name: &str, meta: &fs::Metadata) -> FileInfo {
 }
 
 fn name_usable(name: &str) -> bool {
-    !name.contains(['\r', '\n'])
+    !name.contains(['\r', '\n']) && !meta::is_reserved(name)
 }
 
 impl Storage for LocalFs {
@@ -242,23 +617,29 @@ impl Storage for LocalFs {
         } else {
             path.file_name()
         };
-        Ok(self.owned(file_info(name, &meta)))
+        let mut info = file_info(name, &meta);
+        self.decorate(&mut info, path, &real, None);
+        Ok(info)
     }
 
     fn read_dir(&self, path: &VirtualPath) -> Result<Vec<FileInfo>, StorageError> {
         let real = self.existing(path)?;
         let dir = fs::read_dir(&real).map_err(|e| map_io_error(&e))?;
+        let records = self.records.then(|| meta::global().records(&real));
+        let mut seen = std::collections::HashMap::new();
         let mut out = Vec::new();
         for entry in dir {
             let Ok(entry) = entry else { continue };
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
+            let Ok(ft) = entry.file_type() else { continue };
             if !name_usable(&name) {
+                seen.insert(name, None);
                 continue;
             }
-            let Ok(ft) = entry.file_type() else { continue };
             let meta = if ft.is_symlink() {
+                seen.insert(name.clone(), None);
                 // Shown as what it points to, and only if that is inside the root.
                 match fs::canonicalize(entry.path()) {
                     Ok(target) if self.inside(&target) => match fs::metadata(&target) {
@@ -269,27 +650,71 @@ impl Storage for LocalFs {
                 }
             } else {
                 match entry.metadata() {
-                    Ok(m) => m,
-                    Err(_) => continue,
+                    Ok(m) => {
+                        seen.insert(name.clone(), Some(m.ino()));
+                        m
+                    }
+                    Err(_) => {
+                        seen.insert(name.clone(), None);
+                        continue;
+                    }
                 }
             };
-            out.push(self.owned(file_info(&name, &meta)));
+            let mut info = file_info(&name, &meta);
+            let vpath = path.join(&name);
+            self.decorate(&mut info, &vpath, &real.join(&name), records.as_deref());
+            out.push(info);
+        }
+        if let Some(records) = &records {
+            self.prune(&real, records, &seen);
         }
         Ok(out)
     }
 
-    fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+    fn mkdir(&self, path: &VirtualPath, ownership: Option<&Ownership>) -> Result<(), StorageError> {
         let target = self.creatable(path)?;
-        fs::create_dir(&target).map_err(|e| map_io_error(&e))
+        fs::create_dir(&target).map_err(|e| map_io_error(&e))?;
+        if let (true, Some(o)) = (self.records, ownership) {
+            if let Err(e) = self.record(&target, o) {
+                error!(
+                    "{}: cannot record the owner of a new folder: {e}; folder removed",
+                    target.display()
+                );
+                let _ = fs::remove_dir(&target);
+                return Err(StorageError::Other(format!(
+                    "cannot record the folder's owner: {e}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn rmdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if self.fixed.iter().any(|f| f.path.starts_with(path)) {
+            return Err(StorageError::PermissionDenied);
+        }
         let target = self.removable(path)?;
         let meta = fs::symlink_metadata(&target).map_err(|e| map_io_error(&e))?;
         if !meta.is_dir() {
             return Err(StorageError::NotADirectory);
         }
-        fs::remove_dir(&target).map_err(|e| map_io_error(&e))
+        // The server's own files (records, partial uploads) do not make a folder non-empty.
+        let mut ours = Vec::new();
+        for entry in fs::read_dir(&target).map_err(|e| map_io_error(&e))? {
+            let entry = entry.map_err(|e| map_io_error(&e))?;
+            let name = entry.file_name();
+            if !meta::is_reserved(&name.to_string_lossy()) {
+                return Err(StorageError::DirectoryNotEmpty);
+            }
+            ours.push(entry.path());
+        }
+        for p in ours {
+            let _ = fs::remove_file(&p);
+        }
+        fs::remove_dir(&target).map_err(|e| map_io_error(&e))?;
+        meta::global().forget(&target);
+        self.unrecord(&target);
+        Ok(())
     }
 
     fn delete(&self, path: &VirtualPath) -> Result<(), StorageError> {
@@ -298,13 +723,39 @@ impl Storage for LocalFs {
         if meta.is_dir() {
             return Err(StorageError::IsADirectory);
         }
-        fs::remove_file(&target).map_err(|e| map_io_error(&e))
+        fs::remove_file(&target).map_err(|e| map_io_error(&e))?;
+        self.unrecord(&target);
+        Ok(())
     }
 
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        if self
+            .fixed
+            .iter()
+            .any(|f| f.path.starts_with(from) || f.path.starts_with(to))
+        {
+            return Err(StorageError::PermissionDenied);
+        }
         let source = self.removable(from)?;
         let target = self.creatable(to)?;
-        fs::rename(&source, &target).map_err(|e| map_io_error(&e))
+        fs::rename(&source, &target).map_err(|e| map_io_error(&e))?;
+        self.move_record(&source, &target);
+        Ok(())
+    }
+
+    fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
+        if !self.records || path.is_root() || self.fixed_folder(path).is_some() {
+            return Err(StorageError::PermissionDenied);
+        }
+        let info = self.stat(path)?;
+        let real = self.existing(path)?;
+        let ownership = Ownership {
+            owner: info.owner,
+            group: info.group,
+            mode: mode & 0o777,
+        };
+        self.record(&real, &ownership)
+            .map_err(|e| StorageError::Other(format!("cannot record the mode: {e}")))
     }
 
     fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(File, u64), StorageError> {
@@ -324,47 +775,205 @@ impl Storage for LocalFs {
         Ok((file, meta.len()))
     }
 
+    fn begin_upload(&self, ownership: Option<Ownership>) {
+        let mut u = self.upload.lock();
+        if let Some(p) = u.pending.take() {
+            // Not finished: never put in place.
+            if p.atomic {
+                let _ = fs::remove_file(&p.written);
+            }
+        }
+        u.ownership = ownership;
+    }
+
     fn open_write(
         &self,
         path: &VirtualPath,
         mode: StoreMode,
     ) -> Result<(File, VirtualPath), StorageError> {
+        let ownership = self.upload.lock().ownership.take();
+        if mode == StoreMode::Unique {
+            return self.open_unique(path, ownership);
+        }
         let target = self.creatable(path)?;
-        let mut opts = OpenOptions::new();
-        match mode {
-            StoreMode::Create => {
-                opts.write(true).create(true).truncate(true);
-            }
-            StoreMode::Append => {
-                opts.append(true).create(true);
-            }
-            StoreMode::Resume(_) => {
-                opts.write(true);
-            }
-            StoreMode::Unique => return self.open_unique(path),
-        }
-        let mut file = opts.open(&target).map_err(|e| map_io_error(&e))?;
-        let meta = file.metadata().map_err(|e| map_io_error(&e))?;
-        if !meta.is_file() {
-            return Err(StorageError::PermissionDenied);
-        }
+        let old = match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_file() => Some(m),
+            Ok(m) if m.is_dir() => return Err(StorageError::IsADirectory),
+            Ok(_) => return Err(StorageError::PermissionDenied),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(map_io_error(&e)),
+        };
         if let StoreMode::Resume(offset) = mode {
-            if offset > meta.len() {
-                return Err(StorageError::Other(format!(
-                    "restart offset {offset} is beyond the end of the file ({} bytes)",
-                    meta.len()
-                )));
+            match &old {
+                None => return Err(StorageError::NotFound),
+                Some(m) if offset > m.len() => {
+                    return Err(StorageError::Other(format!(
+                        "restart offset {offset} is beyond the end of the file ({} bytes)",
+                        m.len()
+                    )))
+                }
+                Some(_) => {}
             }
-            file.set_len(offset).map_err(|e| map_io_error(&e))?;
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|e| map_io_error(&e))?;
         }
+        let old_ino = old.as_ref().map(MetadataExt::ino);
+        let written = if self.atomic {
+            let dir = target.parent().unwrap_or(&self.root);
+            let partial = dir.join(format!("{PARTIAL_PREFIX}{}", meta::unique_suffix()));
+            if old.is_some() && matches!(mode, StoreMode::Append | StoreMode::Resume(_)) {
+                // Copy-on-write: the old content stays under the final name until the new
+                // one is complete.
+                fs::copy(&target, &partial).map_err(|e| {
+                    let _ = fs::remove_file(&partial);
+                    map_io_error(&e)
+                })?;
+            } else {
+                File::create(&partial).map_err(|e| map_io_error(&e))?;
+                if let Some(m) = &old {
+                    // The file that replaces it keeps its permission bits on disk.
+                    let _ = fs::set_permissions(&partial, m.permissions());
+                }
+            }
+            partial
+        } else {
+            target.clone()
+        };
+        let opened = open_for(&written, mode);
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                if self.atomic {
+                    let _ = fs::remove_file(&written);
+                }
+                return Err(e);
+            }
+        };
+        if !self.atomic && old.is_none() {
+            if let (true, Some(o)) = (self.records, &ownership) {
+                if let Err(e) = self.record(&target, o) {
+                    let _ = fs::remove_file(&target);
+                    return Err(StorageError::Other(format!(
+                        "cannot record the file's owner: {e}"
+                    )));
+                }
+            }
+        }
+        self.upload.lock().pending = Some(PendingUpload {
+            written,
+            target,
+            atomic: self.atomic,
+            unique: false,
+            old_ino,
+            ownership,
+        });
         Ok((file, path.clone()))
+    }
+
+    fn finish_upload(&self, ok: bool) -> Result<(), StorageError> {
+        let pending = {
+            let mut u = self.upload.lock();
+            u.ownership = None;
+            u.pending.take()
+        };
+        let Some(p) = pending else {
+            return Ok(());
+        };
+        if !p.atomic {
+            return Ok(());
+        }
+        if !ok {
+            let _ = fs::remove_file(&p.written);
+            return Ok(());
+        }
+        let placed = if p.unique {
+            // The name was free when the upload started; it must still be.
+            fs::hard_link(&p.written, &p.target).and_then(|()| fs::remove_file(&p.written))
+        } else {
+            fs::rename(&p.written, &p.target)
+        };
+        if let Err(e) = placed {
+            let _ = fs::remove_file(&p.written);
+            error!(
+                "cannot put an upload in place at {}: {e}",
+                p.target.display()
+            );
+            return Err(map_io_error(&e));
+        }
+        if !self.records {
+            return Ok(());
+        }
+        let ino = fs::symlink_metadata(&p.target)
+            .map_err(|e| map_io_error(&e))?
+            .ino();
+        let r = match (p.old_ino, &p.ownership) {
+            // A new file: its owner is the uploader.
+            (None, Some(o)) => self.record(&p.target, o),
+            // A replaced file keeps its record, which now belongs to the new inode.
+            (Some(old), _) => match (p.target.parent(), p.target.file_name()) {
+                (Some(dir), Some(name)) => {
+                    let name = name.to_string_lossy();
+                    meta::global().update(dir, |r| {
+                        if let Some(rec) = r.get_mut(name.as_ref()) {
+                            if rec.ino == old {
+                                rec.ino = ino;
+                            }
+                        }
+                    })
+                }
+                _ => Ok(()),
+            },
+            (None, None) => Ok(()),
+        };
+        if let Err(e) = r {
+            // The file is complete and in place; only its listed owner falls back to the
+            // default. Worth an error in the log, not a failed upload.
+            error!(
+                "{}: cannot record the owner of an upload: {e}",
+                p.target.display()
+            );
+        }
+        Ok(())
     }
 }
 
+/// Opens `path` (already created where needed) for an upload in `mode`.
+fn open_for(path: &Path, mode: StoreMode) -> Result<File, StorageError> {
+    let mut opts = OpenOptions::new();
+    match mode {
+        StoreMode::Create | StoreMode::Unique => {
+            opts.write(true).create(true).truncate(true);
+        }
+        StoreMode::Append => {
+            opts.append(true).create(true);
+        }
+        StoreMode::Resume(_) => {
+            opts.write(true);
+        }
+    }
+    let mut file = opts.open(path).map_err(|e| map_io_error(&e))?;
+    let meta = file.metadata().map_err(|e| map_io_error(&e))?;
+    if !meta.is_file() {
+        return Err(StorageError::PermissionDenied);
+    }
+    if let StoreMode::Resume(offset) = mode {
+        if offset > meta.len() {
+            return Err(StorageError::Other(format!(
+                "restart offset {offset} is beyond the end of the file ({} bytes)",
+                meta.len()
+            )));
+        }
+        file.set_len(offset).map_err(|e| map_io_error(&e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| map_io_error(&e))?;
+    }
+    Ok(file)
+}
+
 impl LocalFs {
-    fn open_unique(&self, path: &VirtualPath) -> Result<(File, VirtualPath), StorageError> {
+    fn open_unique(
+        &self,
+        path: &VirtualPath,
+        ownership: Option<Ownership>,
+    ) -> Result<(File, VirtualPath), StorageError> {
         let parent = path.parent();
         let base = path.file_name();
         for i in 0..MAX_UNIQUE_TRIES {
@@ -374,12 +983,53 @@ impl LocalFs {
                 parent.join(&format!("{base}.{i}"))
             };
             let target = self.creatable(&candidate)?;
+            if self.atomic {
+                match fs::symlink_metadata(&target) {
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(map_io_error(&e)),
+                }
+                let dir = target.parent().unwrap_or(&self.root);
+                let partial = dir.join(format!("{PARTIAL_PREFIX}{}", meta::unique_suffix()));
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&partial)
+                    .map_err(|e| map_io_error(&e))?;
+                self.upload.lock().pending = Some(PendingUpload {
+                    written: partial,
+                    target,
+                    atomic: true,
+                    unique: true,
+                    old_ino: None,
+                    ownership,
+                });
+                return Ok((f, candidate));
+            }
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&target)
             {
-                Ok(f) => return Ok((f, candidate)),
+                Ok(f) => {
+                    if let (true, Some(o)) = (self.records, &ownership) {
+                        if let Err(e) = self.record(&target, o) {
+                            let _ = fs::remove_file(&target);
+                            return Err(StorageError::Other(format!(
+                                "cannot record the file's owner: {e}"
+                            )));
+                        }
+                    }
+                    self.upload.lock().pending = Some(PendingUpload {
+                        written: target.clone(),
+                        target,
+                        atomic: false,
+                        unique: true,
+                        old_ino: None,
+                        ownership,
+                    });
+                    return Ok((f, candidate));
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(map_io_error(&e)),
             }
@@ -511,7 +1161,10 @@ mod tests {
             fs.open_write(&vp("/secret-link"), StoreMode::Create).err(),
             Some(StorageError::PermissionDenied)
         );
-        assert_eq!(fs.mkdir(&vp("/out/d")), Err(StorageError::PermissionDenied));
+        assert_eq!(
+            fs.mkdir(&vp("/out/d"), None),
+            Err(StorageError::PermissionDenied)
+        );
         assert_eq!(
             fs.delete(&vp("/secret-link")),
             Err(StorageError::PermissionDenied)
@@ -604,8 +1257,11 @@ mod tests {
         let (t, fs) = setup("errors");
         let root = t.0.join("root");
         assert_eq!(fs.stat(&vp("/nope")), Err(StorageError::NotFound));
-        assert_eq!(fs.mkdir(&vp("/sub")), Err(StorageError::AlreadyExists));
-        assert_eq!(fs.mkdir(&vp("/no/such")), Err(StorageError::NotFound));
+        assert_eq!(
+            fs.mkdir(&vp("/sub"), None),
+            Err(StorageError::AlreadyExists)
+        );
+        assert_eq!(fs.mkdir(&vp("/no/such"), None), Err(StorageError::NotFound));
         fs::write(root.join("sub/x"), b"").unwrap();
         assert_eq!(fs.rmdir(&vp("/sub")), Err(StorageError::DirectoryNotEmpty));
         assert_eq!(fs.rmdir(&vp("/a.txt")), Err(StorageError::NotADirectory));
@@ -620,7 +1276,7 @@ mod tests {
         );
         let long = "n".repeat(300);
         assert_eq!(
-            fs.mkdir(&vp(&format!("/{long}"))),
+            fs.mkdir(&vp(&format!("/{long}")), None),
             Err(StorageError::InvalidName)
         );
         assert_eq!(

@@ -1,27 +1,27 @@
-//! The user store: accounts from a users file (TOML, argon2id password hashes), accounts given
-//! on the command line, and the optional anonymous login; password checks and hashing.
+//! The accounts of a running server: who may log in (named users, partner users, anonymous),
+//! what the core is told about them ([`Login`]), password checks and hashing.
 //!
-//! # The users file
-//! ```toml
-//! [[user]]
-//! name = "alice"
-//! password = "$argon2id$v=19$m=19456,t=1,p=1$...$..."   # from `wharf user add`
-//! home = "/srv/ftp/alice"   # relative paths are relative to this file's folder
-//! write = true              # optional, default true
-//! tls_required_control = true   # optional: this user must (true) or need not (false) use
-//! tls_required_data = true      # TLS, whatever the server-wide tls_required_* say
-//! ```
-//! Unknown keys are errors, reported with the file, the entry and the key.
+//! The store file's format is the store module's; this module holds what was read from it
+//! ([`UserStore`]) behind a handle that a reload swaps whole ([`Users`]): a session keeps the
+//! account it logged in with, a new login sees the store as it is now.
+//!
+//! # Who logs in how
+//! - `partner/user` (a user of a partner): sees the partner's tree as `/`, with its fixed
+//!   folders ([`View::Partner`]); the partner's IP list, file and folder modes apply.
+//! - `user` (a user of no partner): sees their home ([`View::Home`]).
+//! - `anonymous` / `ftp`, any password, when enabled: read-only, the anonymous root.
+//! - A disabled account cannot log in, by password or certificate.
 //!
 //! # Client certificates
 //! With `tls_client_cert` on, a client whose verified certificate maps to a user name (see
 //! the tls module) and who sends `USER` with that name is logged in without a password
-//! ([`UserStore::authenticate_certificate`]); the account must exist here.
+//! ([`UserStore::authenticate_certificate`]); the account must exist here and be enabled.
 //!
 //! # Password checks
 //! Every check of a named user runs one argon2 verification, also when the user does not
-//! exist (against a dummy hash made with the same parameters at start), so a failed PASS
-//! takes the same time either way. Verifications are CPU and memory heavy, so at most one per
+//! exist (against a dummy hash made with the same parameters at start) and when the account
+//! is disabled (its own hash is verified before it is refused), so a failed PASS takes the
+//! same time whatever the reason. Verifications are CPU and memory heavy, so at most one per
 //! CPU runs at a time ([`VerifyGate`]): a burst of logins queues instead of allocating
 //! `m` KiB per waiting thread.
 //!
@@ -35,14 +35,16 @@
 
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use wharf_core::action::UserSummary;
+use wharf_core::policy::IpFilter;
 use wharf_core::{Account, LoginError, TlsOverride};
 
-use crate::config::ConfigError;
 use crate::rng;
+pub use crate::store::{FixedFolder, Partner, StoreData, UserEntry};
 
 /// Memory cost of new hashes, KiB.
 pub const HASH_M_KIB: u32 = 19 * 1024;
@@ -206,30 +208,16 @@ impl VerifyGate {
     }
 }
 
-/// One named account.
-#[derive(Clone, PartialEq, Eq)]
-pub struct UserEntry {
-    /// Login name (case-sensitive).
-    pub name: String,
-    /// argon2 PHC string.
-    pub password_hash: String,
-    /// The account's root folder.
-    pub home: PathBuf,
-    /// May change files.
-    pub write: bool,
-    /// This user's own TLS requirements (`tls_required_control`, `tls_required_data`).
-    pub tls: TlsOverride,
-}
-
-impl fmt::Debug for UserEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserEntry")
-            .field("name", &self.name)
-            .field("home", &self.home)
-            .field("write", &self.write)
-            .field("tls", &self.tls)
-            .finish_non_exhaustive()
-    }
+/// How a logged-in user's tree is presented: who owns what and which folders are fixed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum View {
+    /// Anonymous: everything belongs to `ftp`/`ftp`; nothing is recorded (read-only).
+    Anonymous,
+    /// A user's own home: entries without a record belong to the user (group: their name).
+    Home,
+    /// A partner's tree: entries without a record belong to `root`/`root`; the fixed
+    /// folders show the owner, group and mode the store gives them.
+    Partner(Vec<FixedFolder>),
 }
 
 /// A successful login: the account for the core and the folder to serve.
@@ -237,30 +225,52 @@ impl fmt::Debug for UserEntry {
 pub struct Login {
     /// What the core is told.
     pub account: Account,
-    /// The root of the account's storage.
+    /// The root of the account's storage (a partner's root for partner users).
     pub home: PathBuf,
+    /// How the tree is presented.
+    pub view: View,
 }
 
-/// Every account the server knows.
+/// Every account the server knows, as of one reading of the store.
 #[derive(Debug)]
 pub struct UserStore {
     users: HashMap<String, UserEntry>,
+    partners: HashMap<String, Partner>,
     anonymous_root: Option<PathBuf>,
-    dummy_hash: String,
+    dummy_hash: Arc<str>,
 }
 
 impl UserStore {
-    /// A store of `users`, with anonymous logins served from `anonymous_root` when given.
-    pub fn new(users: Vec<UserEntry>, anonymous_root: Option<PathBuf>) -> Result<Self, String> {
+    /// A store of `data`, with anonymous logins served from `anonymous_root` when given.
+    pub fn new(data: StoreData, anonymous_root: Option<PathBuf>) -> Result<Self, String> {
         let mut dummy = [0u8; 24];
         rng::fill_secure(&mut dummy).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
         let dummy: String = dummy.iter().map(|b| format!("{b:02x}")).collect();
         gate().warm_up();
-        Ok(UserStore {
-            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
+        let dummy_hash: Arc<str> = hash_password(&dummy)?.into();
+        Ok(UserStore::build(data, anonymous_root, dummy_hash))
+    }
+
+    fn build(data: StoreData, anonymous_root: Option<PathBuf>, dummy_hash: Arc<str>) -> Self {
+        UserStore {
+            users: data
+                .users
+                .into_iter()
+                .map(|u| (u.name.clone(), u))
+                .collect(),
+            partners: data
+                .partners
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
             anonymous_root,
-            dummy_hash: hash_password(&dummy)?,
-        })
+            dummy_hash,
+        }
+    }
+
+    /// A store of other accounts with the same anonymous root and dummy hash (a reload).
+    pub fn with_data(&self, data: StoreData) -> UserStore {
+        UserStore::build(data, self.anonymous_root.clone(), self.dummy_hash.clone())
     }
 
     /// How many named accounts there are.
@@ -278,6 +288,16 @@ impl UserStore {
         self.anonymous_root.is_some()
     }
 
+    /// The partners.
+    pub fn partners(&self) -> impl Iterator<Item = &Partner> {
+        self.partners.values()
+    }
+
+    /// The named accounts.
+    pub fn users(&self) -> impl Iterator<Item = &UserEntry> {
+        self.users.values()
+    }
+
     /// The per-user TLS requirements, for the core's configuration (users without any are
     /// left out).
     pub fn tls_overrides(&self) -> HashMap<String, TlsOverride> {
@@ -288,32 +308,70 @@ impl UserStore {
             .collect()
     }
 
-    /// A login vouched for by a verified client certificate: the account named `user` (or the
-    /// anonymous login, when enabled), without a password.
-    pub fn authenticate_certificate(&self, user: &str) -> Result<Login, LoginError> {
-        if let Some(root) = &self.anonymous_root {
-            if user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp") {
-                return Ok(Login {
-                    account: Account::anonymous(),
-                    home: root.clone(),
-                });
+    fn anonymous(&self, user: &str) -> Option<Login> {
+        let root = self.anonymous_root.as_ref()?;
+        (user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp")).then(|| {
+            Login {
+                account: Account::anonymous(),
+                home: root.clone(),
+                view: View::Anonymous,
             }
+        })
+    }
+
+    /// The login of an enabled account (its partner must exist).
+    fn login_for(&self, e: &UserEntry) -> Option<Login> {
+        if !e.enabled {
+            return None;
         }
-        match self.users.get(user) {
-            Some(e) => {
-                let mut account = Account::new(e.name.clone());
-                account.write = e.write;
-                Ok(Login {
+        let mut account = Account::new(e.name.clone());
+        account.write = e.write;
+        account.admin = e.admin;
+        account.idle_timeout = e.idle_timeout;
+        account.upload_rate = e.upload_rate;
+        account.download_rate = e.download_rate;
+        account.max_logins = e.max_logins;
+        account.max_logins_per_ip = e.max_logins_per_ip;
+        account.ip_filter = IpFilter {
+            allow: e.allow_ip.clone(),
+            deny: Vec::new(),
+        };
+        match e.partner() {
+            Some(p) => {
+                let partner = self.partners.get(p)?;
+                account.partner_ip_filter = partner.ip_filter.clone();
+                account.fixed_folders = partner.folders.iter().map(|f| f.path.clone()).collect();
+                account.file_mode = partner.file_mode;
+                account.dir_mode = partner.dir_mode;
+                Some(Login {
                     account,
-                    home: e.home.clone(),
+                    home: partner.root.clone(),
+                    view: View::Partner(partner.folders.clone()),
                 })
             }
-            None => Err(LoginError::Invalid),
+            None => Some(Login {
+                account,
+                home: e.home.clone()?,
+                view: View::Home,
+            }),
         }
     }
 
+    /// A login vouched for by a verified client certificate: the account named `user` (or the
+    /// anonymous login, when enabled), without a password. A disabled account is refused.
+    pub fn authenticate_certificate(&self, user: &str) -> Result<Login, LoginError> {
+        if let Some(login) = self.anonymous(user) {
+            return Ok(login);
+        }
+        self.users
+            .get(user)
+            .and_then(|e| self.login_for(e))
+            .ok_or(LoginError::Invalid)
+    }
+
     /// Checks a login. Runs exactly one argon2 verification for any name that is not the
-    /// anonymous login, whether or not the user exists.
+    /// anonymous login, whether or not the user exists and whether or not it is enabled, so
+    /// that a failure takes the same time whatever its reason.
     pub fn authenticate(&self, user: &str, password: &str) -> Result<Login, LoginError> {
         self.authenticate_counting(user, password, &mut 0)
     }
@@ -325,192 +383,129 @@ impl UserStore {
         password: &str,
         verifications: &mut u32,
     ) -> Result<Login, LoginError> {
-        if let Some(root) = &self.anonymous_root {
-            if user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp") {
-                return Ok(Login {
-                    account: Account::anonymous(),
-                    home: root.clone(),
-                });
-            }
+        if let Some(login) = self.anonymous(user) {
+            return Ok(login);
         }
         let entry = self.users.get(user);
-        let hash = entry.map_or(self.dummy_hash.as_str(), |e| e.password_hash.as_str());
+        let hash = entry.map_or(&*self.dummy_hash, |e| e.password_hash.as_str());
         *verifications += 1;
         let ok = gate().run(|memory| verify_in(hash, password, memory));
         match entry {
-            Some(e) if ok => {
-                let mut account = Account::new(e.name.clone());
-                account.write = e.write;
-                Ok(Login {
-                    account,
-                    home: e.home.clone(),
-                })
-            }
+            Some(e) if ok => self.login_for(e).ok_or(LoginError::Invalid),
             _ => Err(LoginError::Invalid),
         }
     }
-}
 
-/// Reads a users file. Every problem is reported, each with the file, the entry and the key.
-pub fn load_users_file(path: &Path) -> Result<Vec<UserEntry>, Vec<ConfigError>> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError::file(
-            &file,
-            format!("cannot read the file: {e}"),
-        )]
-    })?;
-    parse_users(&text, &file, path.parent().unwrap_or(Path::new(".")))
-}
-
-/// Parses the text of a users file named `file`; relative homes are taken from `base`.
-pub fn parse_users(
-    text: &str,
-    file: &str,
-    base: &Path,
-) -> Result<Vec<UserEntry>, Vec<ConfigError>> {
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| vec![ConfigError::syntax(file, text, &e)])?;
-    let mut errors = Vec::new();
-    let mut users = Vec::new();
-    for (key, value) in &table {
-        if key != "user" {
-            errors.push(ConfigError::new(
-                file,
-                key,
-                "unknown key (a users file holds only [[user]] entries)",
-            ));
-            continue;
-        }
-        let Some(list) = value.as_array() else {
-            errors.push(ConfigError::new(
-                file,
-                key,
-                "must be an array of tables: write each entry as [[user]]",
-            ));
-            continue;
+    /// One user's settings for SITE DESCUSER (never the password).
+    pub fn describe(&self, name: &str) -> Option<UserSummary> {
+        let e = self.users.get(name)?;
+        let mut s = UserSummary::default();
+        s.name = e.name.clone();
+        s.partner = e.partner().map(str::to_owned);
+        s.enabled = e.enabled;
+        s.home = match e.partner() {
+            Some(p) => self
+                .partners
+                .get(p)
+                .map(|p| p.root.display().to_string())
+                .unwrap_or_default(),
+            None => e
+                .home
+                .as_ref()
+                .map(|h| h.display().to_string())
+                .unwrap_or_default(),
         };
-        for (i, item) in list.iter().enumerate() {
-            let at = |k: &str| format!("user[{}].{k}", i + 1);
-            let Some(t) = item.as_table() else {
-                errors.push(ConfigError::new(
-                    file,
-                    &format!("user[{}]", i + 1),
-                    "must be a table",
-                ));
-                continue;
-            };
-            let mut name = None;
-            let mut hash = None;
-            let mut home = None;
-            let mut write = true;
-            let mut tls = TlsOverride::default();
-            for (k, v) in t {
-                match (k.as_str(), v) {
-                    ("name", toml::Value::String(s)) => {
-                        if s.is_empty() || s.chars().any(|c| c.is_control()) {
-                            errors.push(ConfigError::new(
-                                file,
-                                &at(k),
-                                "must be a non-empty name without control characters",
-                            ));
-                        } else {
-                            name = Some(s.clone());
-                        }
-                    }
-                    ("password", toml::Value::String(s)) => match PasswordHash::new(s) {
-                        Ok(h) if h.algorithm.as_str().starts_with("argon2") => {
-                            hash = Some(s.clone())
-                        }
-                        _ => errors.push(ConfigError::new(
-                            file,
-                            &at(k),
-                            "not an argon2 hash in PHC form ($argon2id$...); make one with `wharf user add`",
-                        )),
-                    },
-                    ("home", toml::Value::String(s)) => home = Some(base.join(s)),
-                    ("write", toml::Value::Boolean(b)) => write = *b,
-                    ("tls_required_control", toml::Value::Boolean(b)) => tls.control = Some(*b),
-                    ("tls_required_data", toml::Value::Boolean(b)) => tls.data = Some(*b),
-                    ("name" | "password" | "home", v) => errors.push(ConfigError::new(
-                        file,
-                        &at(k),
-                        format!("must be a string, not {}", v.type_str()),
-                    )),
-                    ("write" | "tls_required_control" | "tls_required_data", v) => errors.push(ConfigError::new(
-                        file,
-                        &at(k),
-                        format!("must be true or false, not {}", v.type_str()),
-                    )),
-                    _ => errors.push(ConfigError::new(
-                        file,
-                        &at(k),
-                        "unknown key (known: name, password, home, write, tls_required_control, \
-                         tls_required_data)",
-                    )),
-                }
-            }
-            for (k, missing) in [
-                ("name", name.is_none()),
-                ("password", hash.is_none()),
-                ("home", home.is_none()),
-            ] {
-                if missing && !t.contains_key(k) {
-                    errors.push(ConfigError::new(file, &at(k), "missing"));
-                }
-            }
-            if let (Some(name), Some(password_hash), Some(home)) = (name, hash, home) {
-                if users.iter().any(|u: &UserEntry| u.name == name) {
-                    errors.push(ConfigError::new(
-                        file,
-                        &at("name"),
-                        format!("'{name}' is defined twice"),
-                    ));
-                } else {
-                    users.push(UserEntry {
-                        name,
-                        password_hash,
-                        home,
-                        write,
-                        tls,
-                    });
-                }
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(users)
-    } else {
-        Err(errors)
+        s.write = e.write;
+        s.admin = e.admin;
+        s.idle_time = e.idle_timeout.map(|d| d.as_secs());
+        s.upload_rate = e.upload_rate;
+        s.download_rate = e.download_rate;
+        s.max_logins = e.max_logins;
+        s.max_logins_per_ip = e.max_logins_per_ip;
+        s.allowed_ips = e.allow_ip.iter().map(ToString::to_string).collect();
+        Some(s)
     }
 }
 
-/// The text of one `[[user]]` entry, to append to a users file.
-pub fn user_entry_toml(name: &str, hash: &str, home: &Path, write: bool) -> String {
-    // A TOML value's Display is its quoted, escaped form.
-    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    format!(
-        "[[user]]\nname = {}\npassword = {}\nhome = {}\nwrite = {write}\n",
-        q(name),
-        q(hash),
-        q(&home.to_string_lossy())
-    )
+/// The accounts of a running server: the store as last read, swapped whole when the store
+/// file changes (sessions that are logged in keep what they logged in with), plus the
+/// accounts given on the command line (`--user`, or the generated one), which every reload
+/// keeps.
+#[derive(Debug)]
+pub struct Users {
+    current: RwLock<Arc<UserStore>>,
+    extra: Vec<UserEntry>,
+}
+
+impl Users {
+    /// The accounts of `data` plus `extra` (which win over store accounts of the same name).
+    pub fn new(
+        data: StoreData,
+        extra: Vec<UserEntry>,
+        anonymous_root: Option<PathBuf>,
+    ) -> Result<Users, String> {
+        let store = UserStore::new(merge(data, &extra), anonymous_root)?;
+        Ok(Users {
+            current: RwLock::new(Arc::new(store)),
+            extra,
+        })
+    }
+
+    /// The accounts now.
+    pub fn get(&self) -> Arc<UserStore> {
+        self.current.read().clone()
+    }
+
+    /// Replaces the store's accounts by those of `data` (a reload); returns the new store.
+    pub fn replace(&self, data: StoreData) -> Arc<UserStore> {
+        let mut current = self.current.write();
+        let next = Arc::new(current.with_data(merge(data, &self.extra)));
+        *current = next.clone();
+        next
+    }
+
+    /// [`UserStore::authenticate`] on the accounts now.
+    pub fn authenticate(&self, user: &str, password: &str) -> Result<Login, LoginError> {
+        self.get().authenticate(user, password)
+    }
+
+    /// [`UserStore::authenticate_certificate`] on the accounts now.
+    pub fn authenticate_certificate(&self, user: &str) -> Result<Login, LoginError> {
+        self.get().authenticate_certificate(user)
+    }
+
+    /// [`UserStore::describe`] on the accounts now.
+    pub fn describe(&self, name: &str) -> Option<UserSummary> {
+        self.get().describe(name)
+    }
+}
+
+fn merge(mut data: StoreData, extra: &[UserEntry]) -> StoreData {
+    for u in extra {
+        data.users.retain(|x| x.name != u.name);
+        data.users.push(u.clone());
+    }
+    data
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store;
+    use std::path::Path;
+
+    fn home_user(name: &str, pw: &str, home: &str) -> UserEntry {
+        UserEntry::new(name, &hash_password(pw).unwrap(), Some(home.into()))
+    }
 
     fn store() -> UserStore {
-        let users = vec![UserEntry {
-            name: "alice".into(),
-            password_hash: hash_password("secret").unwrap(),
-            home: "/srv/alice".into(),
-            write: false,
-            tls: TlsOverride::default(),
-        }];
-        UserStore::new(users, Some("/srv/pub".into())).unwrap()
+        let mut alice = home_user("alice", "secret", "/srv/alice");
+        alice.write = false;
+        let data = StoreData {
+            partners: Vec::new(),
+            users: vec![alice],
+        };
+        UserStore::new(data, Some("/srv/pub".into())).unwrap()
     }
 
     #[test]
@@ -536,6 +531,7 @@ mod tests {
         assert_eq!(ok.account.name, "alice");
         assert!(!ok.account.write && !ok.account.anonymous);
         assert_eq!(ok.home, PathBuf::from("/srv/alice"));
+        assert_eq!(ok.view, View::Home);
         assert_eq!(
             s.authenticate("alice", "wrong").err(),
             Some(LoginError::Invalid)
@@ -547,18 +543,38 @@ mod tests {
         let anon = s.authenticate("Anonymous", "me@example.com").unwrap();
         assert!(anon.account.anonymous && !anon.account.write);
         assert_eq!(anon.home, PathBuf::from("/srv/pub"));
-        let no_anon = UserStore::new(vec![], None).unwrap();
+        assert_eq!(anon.view, View::Anonymous);
+        let no_anon = UserStore::new(StoreData::default(), None).unwrap();
         assert!(no_anon.authenticate("anonymous", "x").is_err());
     }
 
     #[test]
-    fn unknown_users_cost_one_verification_too() {
-        let s = store();
-        for (user, pw) in [("alice", "secret"), ("alice", "bad"), ("mallory", "secret")] {
+    fn unknown_and_disabled_users_cost_one_verification_too() {
+        let mut data = StoreData::default();
+        data.users.push(home_user("alice", "secret", "/a"));
+        let mut off = home_user("off", "secret", "/o");
+        off.enabled = false;
+        data.users.push(off);
+        let s = UserStore::new(data, None).unwrap();
+        for (user, pw) in [
+            ("alice", "secret"),
+            ("alice", "bad"),
+            ("mallory", "secret"),
+            ("off", "secret"),
+        ] {
             let mut n = 0;
             let _ = s.authenticate_counting(user, pw, &mut n);
             assert_eq!(n, 1, "{user}");
         }
+        // A disabled account is refused like a wrong password, by password or certificate.
+        assert_eq!(
+            s.authenticate("off", "secret").err(),
+            Some(LoginError::Invalid)
+        );
+        assert_eq!(
+            s.authenticate_certificate("off").err(),
+            Some(LoginError::Invalid)
+        );
         // The dummy hash is a real argon2 hash with the same parameters as real ones, so the
         // unknown-user verification does the same work.
         let real = PasswordHash::new(&s.users["alice"].password_hash).unwrap();
@@ -568,49 +584,48 @@ mod tests {
             real.params.iter().collect::<Vec<_>>(),
             dummy.params.iter().collect::<Vec<_>>()
         );
-        let mut n = 0;
-        let _ = s.authenticate_counting("anonymous", "x", &mut n);
-        assert_eq!(n, 0);
     }
 
     #[test]
-    fn users_file_round_trip_and_errors() {
+    fn partner_accounts_carry_the_partner_policy() {
         let h = hash_password("pw").unwrap();
-        let mut text = user_entry_toml("bob", &h, Path::new("bob-home"), true);
-        text.push_str(&user_entry_toml("carol", &h, Path::new("/abs"), false));
-        let users = parse_users(&text, "users.toml", Path::new("/etc/wharf")).unwrap();
-        assert_eq!(users.len(), 2);
-        assert_eq!(users[0].home, PathBuf::from("/etc/wharf/bob-home"));
-        assert_eq!(users[1].home, PathBuf::from("/abs"));
-        assert!(!users[1].write);
+        let text = format!(
+            "[[partner]]\nname = \"acme\"\ndeny_ip = [\"127.0.0.2\"]\nfile_mode = \"0440\"\n\
+             [[user]]\nname = \"acme/alice\"\npassword = \"{h}\"\nadmin = true\n\
+             idle_time_secs = 30\nupload_rate = 1000\nmax_logins = 2\nallow_ip = [\"127.0.0.0/8\"]\n"
+        );
+        let data = store::parse(&text, "u.toml", Path::new("/etc"), Path::new("/srv/p")).unwrap();
+        let users = Users::new(data, Vec::new(), None).unwrap();
+        let login = users.authenticate("acme/alice", "pw").unwrap();
+        let a = &login.account;
+        assert_eq!(
+            (a.user.as_str(), a.partner.as_deref()),
+            ("alice", Some("acme"))
+        );
+        assert!(a.admin && a.write);
+        assert_eq!(a.idle_timeout, Some(std::time::Duration::from_secs(30)));
+        assert_eq!((a.upload_rate, a.max_logins), (Some(1000), Some(2)));
+        assert_eq!(a.file_mode, 0o440);
+        let paths: Vec<&str> = a.fixed_folders.iter().map(|p| p.as_str()).collect();
+        assert_eq!(paths, ["/Inbox", "/Outbox"]);
+        assert!(!a.partner_ip_filter.permits("127.0.0.2".parse().unwrap()));
+        assert!(!a.ip_filter.permits("10.0.0.1".parse().unwrap()));
+        assert_eq!(login.home, PathBuf::from("/srv/p/acme"));
+        assert!(matches!(login.view, View::Partner(ref f) if f.len() == 2));
+        let d = users.describe("acme/alice").unwrap();
+        assert_eq!(d.partner.as_deref(), Some("acme"));
+        assert_eq!(d.allowed_ips, ["127.0.0.0/8"]);
+        assert_eq!(d.home, "/srv/p/acme");
+        assert!(users.describe("nobody").is_none());
 
-        let bad = "[[user]]\nname = \"x\"\npassword = \"plain\"\nhome = 3\ncolour = \"red\"\n\
-                   [[user]]\npassword = \"plain\"\nhome = \"h\"\n";
-        let errs = parse_users(bad, "users.toml", Path::new("/")).unwrap_err();
-        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        let all = text.join("\n");
-        assert!(
-            all.contains("users.toml: key 'user[1].password': not an argon2 hash"),
-            "{all}"
-        );
-        assert!(
-            all.contains("users.toml: key 'user[1].home': must be a string, not integer"),
-            "{all}"
-        );
-        assert!(
-            all.contains("users.toml: key 'user[1].colour': unknown key"),
-            "{all}"
-        );
-        assert!(
-            all.contains("users.toml: key 'user[2].name': missing"),
-            "{all}"
-        );
-        let errs = parse_users("[[user]\n", "u.toml", Path::new("/")).unwrap_err();
-        assert!(
-            errs[0].to_string().starts_with("u.toml: line 1"),
-            "{}",
-            errs[0]
-        );
+        // A reload replaces the accounts; --user accounts stay.
+        let extra = vec![home_user("cli", "c", "/root-dir")];
+        let users = Users::new(StoreData::default(), extra, None).unwrap();
+        assert!(users.authenticate("acme/alice", "pw").is_err());
+        let data = store::parse(&text, "u.toml", Path::new("/etc"), Path::new("/srv/p")).unwrap();
+        users.replace(data);
+        assert!(users.authenticate("acme/alice", "pw").is_ok());
+        assert!(users.authenticate("cli", "c").is_ok());
     }
 
     #[test]
@@ -623,8 +638,14 @@ mod tests {
              tls_required_data = false\n\
              [[user]]\nname = \"plain\"\npassword = \"{h}\"\nhome = \"p\"\n"
         );
-        let users = parse_users(&text, "users.toml", Path::new("/etc/wharf")).unwrap();
-        let store = UserStore::new(users, None).unwrap();
+        let data = store::parse(
+            &text,
+            "users.toml",
+            Path::new("/etc/wharf"),
+            Path::new("/p"),
+        )
+        .unwrap();
+        let store = UserStore::new(data, None).unwrap();
         let o = store.tls_overrides();
         assert_eq!(o.len(), 2, "{o:?}");
         assert_eq!(
@@ -650,26 +671,11 @@ mod tests {
             Some(LoginError::Invalid)
         );
         assert!(store.authenticate_certificate("anonymous").is_err());
-
-        let errs = parse_users(
-            &format!(
-                "[[user]]\nname = \"x\"\npassword = \"{h}\"\nhome = \"h\"\n\
-                 tls_required_data = \"yes\"\n"
-            ),
-            "users.toml",
-            Path::new("/"),
-        )
-        .unwrap_err();
-        assert_eq!(
-            errs[0].to_string(),
-            "users.toml: key 'user[1].tls_required_data': must be true or false, not string"
-        );
     }
 
     #[test]
     fn the_gate_limits_concurrency() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
         let gate = Arc::new(VerifyGate::new(2));
         let running = Arc::new(AtomicUsize::new(0));
         let max = Arc::new(AtomicUsize::new(0));
