@@ -1283,6 +1283,58 @@ mod tests {
     }
 
     #[test]
+    fn login_policy_and_partner_keys() {
+        let s = Settings::parse("", "wharf.toml", Path::new("")).unwrap();
+        assert_eq!(s.partners_root, PathBuf::from("wharf-partners"));
+        assert!(s.atomic_uploads && s.site_chmod);
+        assert_eq!(
+            (s.max_logins, s.max_anonymous_logins, s.max_logins_per_ip),
+            (0, 0, 0)
+        );
+        assert_eq!(s.ban_after_failures, 10);
+        assert_eq!(
+            (s.ban_window, s.ban_duration),
+            (Duration::from_secs(600), Duration::from_secs(900))
+        );
+        assert!(s.core_config().ip_filter.is_open());
+        let s = Settings::parse(
+            "partners_root = \"p\"\natomic_uploads = false\nmax_logins = 5\n\
+             max_anonymous_logins = 1\nmax_logins_per_ip = 2\nip_allow = [\"127.0.0.0/8\", \"::1\"]\n\
+             ip_deny = \"127.0.0.2\"\nban_after_failures = 0\nban_window_secs = 60\n\
+             ban_duration_secs = 30\nsite_chmod = false\n",
+            "wharf.toml",
+            Path::new("/etc/wharf"),
+        )
+        .unwrap();
+        assert_eq!(s.partners_root, PathBuf::from("/etc/wharf/p"));
+        assert!(!s.atomic_uploads);
+        assert_eq!(s.ban_after_failures, 0);
+        assert_eq!(s.ban_duration, Duration::from_secs(30));
+        let c = s.core_config();
+        assert_eq!(
+            (c.max_logins, c.max_anonymous_logins, c.max_logins_per_ip),
+            (5, 1, 2)
+        );
+        assert!(!c.site_chmod);
+        assert!(c.ip_filter.permits("127.0.0.1".parse().unwrap()));
+        assert!(c.ip_filter.permits("::1".parse().unwrap()));
+        assert!(!c.ip_filter.permits("127.0.0.2".parse().unwrap()));
+        assert!(!c.ip_filter.permits("10.0.0.1".parse().unwrap()));
+        let e = errors(
+            "ip_allow = [\"10.0.0.0/40\"]\nip_deny = 3\nmax_logins = -1\nban_window_secs = 0",
+        );
+        let all = e.join("\n");
+        for want in [
+            "wharf.toml: key 'ip_allow': `10.0.0.0/40`: the prefix length must be 0 to 32",
+            "wharf.toml: key 'ip_deny': must be an array of addresses or CIDR networks",
+            "wharf.toml: key 'max_logins': -1 is out of range (0 to 100000)",
+            "wharf.toml: key 'ban_window_secs': 0 is out of range",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+    }
+
+    #[test]
     fn syntax_errors_give_the_line() {
         let e = errors("root = \"a\"\nmax_connections = = 3\n");
         assert_eq!(e.len(), 1);

@@ -1299,4 +1299,270 @@ mod tests {
         assert_eq!((info.size, info.kind), (6, FileKind::File));
         assert_eq!(fs.stat(&VirtualPath::root()).unwrap().name, "/");
     }
+
+    fn own(owner: &str, group: &str, mode: u32) -> Ownership {
+        Ownership {
+            owner: owner.into(),
+            group: group.into(),
+            mode,
+        }
+    }
+
+    /// A partner tree: root/ with the default Inbox and Outbox, as a login sees it.
+    fn partner_tree(tag: &str, atomic: bool) -> (TempDir, LocalFs) {
+        let t = TempDir::new(tag);
+        let root = t.0.join("acme");
+        let folders = crate::store::default_folders();
+        make_tree(&root, &folders).unwrap();
+        let fs = LocalFs::new(&root)
+            .unwrap()
+            .with_owner("root", "root")
+            .recording(true)
+            .atomic(atomic)
+            .with_fixed(folders);
+        (t, fs)
+    }
+
+    fn names(fs: &LocalFs, dir: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs
+            .read_dir(&vp(dir))
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn upload(fs: &LocalFs, path: &str, mode: StoreMode, who: Option<Ownership>, data: &[u8]) {
+        use std::io::Write;
+        fs.begin_upload(who);
+        let (mut f, _) = fs.open_write(&vp(path), mode).unwrap();
+        f.write_all(data).unwrap();
+        drop(f);
+        fs.finish_upload(true).unwrap();
+    }
+
+    #[test]
+    fn partner_trees_report_owners_and_keep_records() {
+        let (t, fs) = partner_tree("owners", false);
+        let root = t.0.join("acme");
+        let inbox = fs.stat(&vp("/Inbox")).unwrap();
+        let outbox = fs.stat(&vp("/Outbox")).unwrap();
+        assert_eq!(
+            (inbox.owner.as_str(), inbox.group.as_str(), inbox.mode),
+            ("root", "root", 0o755)
+        );
+        assert_eq!(outbox.mode, 0o777);
+        // A file the back end drops: root/root with the file system's bits.
+        fs::write(root.join("Inbox/order.csv"), b"o").unwrap();
+        fs::set_permissions(
+            root.join("Inbox/order.csv"),
+            fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        let order = fs.stat(&vp("/Inbox/order.csv")).unwrap();
+        assert_eq!(
+            (order.owner.as_str(), order.group.as_str(), order.mode),
+            ("root", "root", 0o640)
+        );
+        // What a user creates is theirs.
+        fs.mkdir(&vp("/Outbox/2026"), Some(&own("alice", "acme", 0o750)))
+            .unwrap();
+        upload(
+            &fs,
+            "/Outbox/2026/inv.txt",
+            StoreMode::Create,
+            Some(own("alice", "acme", 0o444)),
+            b"inv",
+        );
+        let dir = fs.stat(&vp("/Outbox/2026")).unwrap();
+        assert_eq!(
+            (dir.owner.as_str(), dir.group.as_str(), dir.mode),
+            ("alice", "acme", 0o750)
+        );
+        let listed = fs.read_dir(&vp("/Outbox/2026")).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!((listed[0].owner.as_str(), listed[0].mode), ("alice", 0o444));
+        // The records are in a hidden sidecar that is never listed nor reachable.
+        assert!(root.join("Outbox/2026/.wharf-meta.toml").is_file());
+        assert_eq!(names(&fs, "/Outbox"), ["2026"]);
+        assert_eq!(
+            fs.stat(&vp("/Outbox/.wharf-meta.toml")),
+            Err(StorageError::NotFound)
+        );
+        assert_eq!(
+            fs.open_read(&vp("/Outbox/2026/.wharf-meta.toml"), 0).err(),
+            Some(StorageError::NotFound)
+        );
+        assert_eq!(
+            fs.open_write(&vp("/Outbox/.WHARF-meta.toml"), StoreMode::Create)
+                .err(),
+            Some(StorageError::InvalidName)
+        );
+        assert_eq!(
+            fs.mkdir(&vp("/Outbox/.wharf"), None),
+            Err(StorageError::InvalidName)
+        );
+        assert_eq!(
+            fs.delete(&vp("/Outbox/.wharf-meta.toml")),
+            Err(StorageError::NotFound)
+        );
+        // SITE CHMOD changes the recorded mode; fixed folders and the root keep theirs.
+        fs.set_mode(&vp("/Outbox/2026/inv.txt"), 0o640).unwrap();
+        assert_eq!(fs.stat(&vp("/Outbox/2026/inv.txt")).unwrap().mode, 0o640);
+        assert_eq!(
+            fs.set_mode(&vp("/Inbox"), 0o777),
+            Err(StorageError::PermissionDenied)
+        );
+        // A restarted server (a new storage, a new cache) sees the same owners.
+        crate::meta::global().forget(&root.join("Outbox/2026"));
+        let again = LocalFs::new(&root)
+            .unwrap()
+            .with_owner("root", "root")
+            .recording(true);
+        let f = again.stat(&vp("/Outbox/2026/inv.txt")).unwrap();
+        assert_eq!((f.owner.as_str(), f.mode), ("alice", 0o640));
+        // A rename takes the record along; a delete drops it.
+        fs.rename(&vp("/Outbox/2026/inv.txt"), &vp("/Outbox/inv-1.txt"))
+            .unwrap();
+        let moved = fs.stat(&vp("/Outbox/inv-1.txt")).unwrap();
+        assert_eq!((moved.owner.as_str(), moved.mode), ("alice", 0o640));
+        assert!(
+            !fs::read_to_string(root.join("Outbox/2026/.wharf-meta.toml"))
+                .unwrap_or_default()
+                .contains("inv.txt")
+        );
+        // The folder now holds only the server's sidecar: it counts as empty.
+        fs.rmdir(&vp("/Outbox/2026")).unwrap();
+        assert!(!root.join("Outbox/2026").exists());
+        fs.delete(&vp("/Outbox/inv-1.txt")).unwrap();
+        assert!(!root.join("Outbox/.wharf-meta.toml").exists());
+        // The back end replaces a file behind the server's back: the old record (another
+        // inode) no longer applies.
+        upload(
+            &fs,
+            "/Outbox/x.csv",
+            StoreMode::Create,
+            Some(own("alice", "acme", 0o444)),
+            b"1",
+        );
+        fs::remove_file(root.join("Outbox/x.csv")).unwrap();
+        fs::write(root.join("Outbox/keep"), b"k").unwrap();
+        fs::write(root.join("Outbox/x.csv"), b"from the back end").unwrap();
+        let x = fs.stat(&vp("/Outbox/x.csv")).unwrap();
+        assert_eq!(x.owner, "root");
+        // Fixed folders cannot go, whatever the core said.
+        assert_eq!(fs.rmdir(&vp("/Inbox")), Err(StorageError::PermissionDenied));
+        assert_eq!(
+            fs.rename(&vp("/Outbox"), &vp("/Out")),
+            Err(StorageError::PermissionDenied)
+        );
+    }
+
+    #[test]
+    fn atomic_uploads_show_nothing_until_complete() {
+        use std::io::Write;
+        let (t, fs) = partner_tree("atomic", true);
+        let out = t.0.join("acme/Outbox");
+        let alice = own("alice", "acme", 0o444);
+        // In flight: nothing under the final name, nothing listed.
+        fs.begin_upload(Some(alice.clone()));
+        let (mut f, _) = fs
+            .open_write(&vp("/Outbox/a.csv"), StoreMode::Create)
+            .unwrap();
+        f.write_all(b"half").unwrap();
+        assert!(!out.join("a.csv").exists());
+        assert!(names(&fs, "/Outbox").is_empty());
+        f.write_all(b" and half").unwrap();
+        drop(f);
+        fs.finish_upload(true).unwrap();
+        assert_eq!(fs::read(out.join("a.csv")).unwrap(), b"half and half");
+        let a = fs.stat(&vp("/Outbox/a.csv")).unwrap();
+        assert_eq!((a.owner.as_str(), a.mode), ("alice", 0o444));
+        // A failed upload leaves nothing, not even its partial file.
+        fs.begin_upload(Some(alice.clone()));
+        let (mut f, _) = fs
+            .open_write(&vp("/Outbox/b.csv"), StoreMode::Create)
+            .unwrap();
+        f.write_all(b"cut").unwrap();
+        drop(f);
+        fs.finish_upload(false).unwrap();
+        assert!(!out.join("b.csv").exists());
+        let leftovers: Vec<_> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(PARTIAL_PREFIX))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // Replacing a file: the old content stays until the new one is complete, and the
+        // file keeps its owner and mode.
+        fs::write(out.join("r.txt"), b"old").unwrap();
+        fs.set_mode(&vp("/Outbox/r.txt"), 0o664).unwrap();
+        fs.begin_upload(Some(alice.clone()));
+        let (mut f, _) = fs
+            .open_write(&vp("/Outbox/r.txt"), StoreMode::Create)
+            .unwrap();
+        f.write_all(b"new").unwrap();
+        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"old");
+        drop(f);
+        fs.finish_upload(true).unwrap();
+        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new");
+        let r = fs.stat(&vp("/Outbox/r.txt")).unwrap();
+        assert_eq!((r.owner.as_str(), r.mode), ("root", 0o664));
+        // APPE and REST+STOR: copy-on-write.
+        fs.begin_upload(None);
+        let (mut f, _) = fs
+            .open_write(&vp("/Outbox/r.txt"), StoreMode::Append)
+            .unwrap();
+        f.write_all(b"+more").unwrap();
+        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new");
+        drop(f);
+        fs.finish_upload(true).unwrap();
+        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new+more");
+        upload(&fs, "/Outbox/r.txt", StoreMode::Resume(3), None, b"!");
+        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new!");
+        assert_eq!(
+            fs.open_write(&vp("/Outbox/none"), StoreMode::Resume(1))
+                .err(),
+            Some(StorageError::NotFound)
+        );
+        // STOU: a free name, taken only when complete.
+        fs.begin_upload(Some(alice.clone()));
+        let (mut f, name) = fs
+            .open_write(&vp("/Outbox/a.csv"), StoreMode::Unique)
+            .unwrap();
+        assert_eq!(name.as_str(), "/Outbox/a.csv.1");
+        f.write_all(b"u").unwrap();
+        assert!(!out.join("a.csv.1").exists());
+        drop(f);
+        fs.finish_upload(true).unwrap();
+        assert_eq!(fs::read(out.join("a.csv.1")).unwrap(), b"u");
+        // A session that ends mid-upload (the storage dropped) leaves no partial file.
+        fs.begin_upload(Some(alice));
+        let (mut f, _) = fs
+            .open_write(&vp("/Outbox/c.csv"), StoreMode::Create)
+            .unwrap();
+        f.write_all(b"c").unwrap();
+        drop(f);
+        drop(fs);
+        let partials = fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(PARTIAL_PREFIX)
+            })
+            .count();
+        assert_eq!(partials, 0);
+        assert!(!out.join("c.csv").exists());
+        // Partial files of a server that died are swept at the next start.
+        fs::write(out.join(format!("{PARTIAL_PREFIX}dead")), b"x").unwrap();
+        fs::create_dir_all(out.join("deep")).unwrap();
+        fs::write(out.join(format!("deep/{PARTIAL_PREFIX}dead2")), b"x").unwrap();
+        assert_eq!(sweep_partials(&t.0), 2);
+        assert!(out.join("a.csv").exists());
+    }
 }

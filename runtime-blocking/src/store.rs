@@ -745,14 +745,16 @@ pub const NEW_FILE_HEADER: &str = "\
 pub struct StoreEdit {
     path: PathBuf,
     doc: toml_edit::DocumentMut,
+    /// The file does not exist yet: it gets [`NEW_FILE_HEADER`].
+    new_file: bool,
 }
 
 impl StoreEdit {
     /// Opens `path` for changes; a missing file starts as an empty store with a header.
     pub fn open(path: &Path) -> Result<StoreEdit, String> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => NEW_FILE_HEADER.to_string(),
+        let (text, new_file) = match std::fs::read_to_string(path) {
+            Ok(t) => (t, false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), true),
             Err(e) => return Err(format!("{}: cannot read the file: {e}", path.display())),
         };
         let doc = text
@@ -761,12 +763,17 @@ impl StoreEdit {
         Ok(StoreEdit {
             path: path.to_path_buf(),
             doc,
+            new_file,
         })
     }
 
     /// The document's text.
     pub fn text(&self) -> String {
-        self.doc.to_string()
+        if self.new_file {
+            format!("{NEW_FILE_HEADER}\n{}", self.doc)
+        } else {
+            self.doc.to_string()
+        }
     }
 
     fn array(&mut self, key: &str) -> Result<&mut toml_edit::ArrayOfTables, String> {
