@@ -467,11 +467,12 @@ impl SessionTracker<'_> {
                         Counter::Download
                     });
                 }
-                if let Some(log) = &hub.xferlog {
+                // Only transfers that started (got their 150; see the xferlog module).
+                if let (Some(log), Some(duration)) = (&hub.xferlog, event.duration) {
                     let path = event.path.as_ref().map_or("", |p| p.as_str());
                     let t = xferlog::Transfer {
                         time: now.0,
-                        duration: event.duration.unwrap_or_default(),
+                        duration,
                         remote_host: event.peer.ip(),
                         size,
                         filename: path,

@@ -77,19 +77,39 @@ enum Source {
 }
 
 /// Paces a transfer to a rate limit (bytes per second) by sleeping between chunks.
+///
+/// The schedule runs from [`Pacer::begin`] (when bytes start to move, so that waiting for
+/// the data connection or a TLS handshake does not count as time the transfer could have
+/// used): after `n` bytes, the next ones may move once `n / rate` seconds have passed. Chunks
+/// are a tenth of a second's worth ([`Pacer::chunk`]; on the sendfile path too), so the rate
+/// holds over any stretch longer than that. A transfer that fell behind its schedule (a slow
+/// client) may catch up by at most [`Pacer::MAX_BURST`] worth of bytes; beyond that the
+/// schedule starts again from where it is.
 #[derive(Debug)]
 pub struct Pacer {
     rate: Option<u64>,
     start: Instant,
+    /// Bytes moved before `start` (not paced by the current schedule).
+    base: u64,
 }
 
 impl Pacer {
+    /// How far behind its schedule a transfer may be before the schedule restarts.
+    pub const MAX_BURST: Duration = Duration::from_secs(1);
+
     /// A pacer for `rate` bytes per second (`None`: no limit), starting now.
     pub fn new(rate: Option<u64>) -> Pacer {
         Pacer {
             rate: rate.filter(|&r| r > 0),
             start: Instant::now(),
+            base: 0,
         }
+    }
+
+    /// Starts the schedule now, with no byte moved yet.
+    pub fn begin(&mut self) {
+        self.start = Instant::now();
+        self.base = 0;
     }
 
     /// The largest chunk to move at once: a tenth of a second's worth under a limit.
@@ -100,15 +120,21 @@ impl Pacer {
         }
     }
 
-    /// How long to wait before moving more, having moved `bytes` since the start.
-    pub fn delay(&self, bytes: u64) -> Duration {
-        match self.rate {
-            Some(r) => {
-                let due = Duration::from_secs_f64(bytes as f64 / r as f64);
-                due.saturating_sub(self.start.elapsed())
-            }
-            None => Duration::ZERO,
+    /// How long to wait before moving more, having moved `bytes` since [`Pacer::begin`].
+    pub fn delay(&mut self, bytes: u64) -> Duration {
+        let Some(r) = self.rate else {
+            return Duration::ZERO;
+        };
+        let paced = bytes.saturating_sub(self.base);
+        let due = Duration::from_secs_f64(paced as f64 / r as f64);
+        let elapsed = self.start.elapsed();
+        if elapsed > due + Self::MAX_BURST {
+            // Far behind (the client was slow): no burst to catch up; pace from here.
+            self.start = Instant::now();
+            self.base = bytes;
+            return Duration::ZERO;
         }
+        due.saturating_sub(elapsed)
     }
 }
 
@@ -455,6 +481,7 @@ impl Connection<'_> {
         source: Source,
         representation: Representation,
     ) -> Result<(), TransferError> {
+        flow.pacer.begin();
         match (source, representation) {
             (Source::File(mut file, len), representation) => {
                 if representation == Representation::Binary && stream.plain_tcp_mut().is_some() {
@@ -577,6 +604,7 @@ impl Connection<'_> {
     ) -> Result<(), TransferError> {
         let mut decoder = (representation == Representation::Ascii).then(AsciiDecoder::new);
         let mut buf = vec![0u8; UPLOAD_BUFFER];
+        flow.pacer.begin();
         let mut plain = Vec::new();
         let write_err = |e: io::Error| TransferError::Storage(map_io_error(&e));
         loop {
@@ -602,6 +630,13 @@ impl Connection<'_> {
                 }
             }
             self.tick(flow, n as u64)?;
+        }
+        // The data connection ended. A client that died mid-upload closes it like one that
+        // finished (in stream mode the end of the connection is the end of the file); but it
+        // also closes its control connection (its lower descriptor goes first). Whoever is
+        // gone cannot be told 226, so the upload does not count as complete: one more look.
+        if let Some(i) = self.check_control(flow.id, flow.bytes) {
+            return Err(interrupted(i));
         }
         if let Some(dec) = decoder.as_mut() {
             plain.clear();
@@ -720,8 +755,28 @@ mod tests {
     }
 
     #[test]
+    fn pacer_restarts_instead_of_bursting() {
+        let mut p = Pacer::new(Some(1_000_000));
+        p.begin();
+        // 1 MB was due after 1 s; 2.5 s have passed: more than MAX_BURST behind.
+        p.start = Instant::now() - Duration::from_millis(2500);
+        assert_eq!(p.delay(1_000_000), Duration::ZERO);
+        // The schedule restarted at 1 MB: 100 kB more are due in 0.1 s, not at once.
+        let d = p.delay(1_100_000);
+        assert!(
+            d > Duration::from_millis(80) && d <= Duration::from_millis(100),
+            "{d:?}"
+        );
+        // Slightly behind (less than MAX_BURST): catching up is allowed.
+        let mut q = Pacer::new(Some(1_000_000));
+        q.start = Instant::now() - Duration::from_millis(1500);
+        assert_eq!(q.delay(1_000_000), Duration::ZERO);
+        assert_eq!(q.base, 0);
+    }
+
+    #[test]
     fn pacer_spreads_bytes_over_time() {
-        let p = Pacer::new(Some(1_000_000));
+        let mut p = Pacer::new(Some(1_000_000));
         assert_eq!(p.chunk(u64::MAX), 100_000);
         // 500 kB at 1 MB/s are due after half a second.
         let d = p.delay(500_000);

@@ -27,6 +27,9 @@
 //!   vsftpd writes them (no RFC 931 lookups).
 //! - `completion-status` is `c` for a transfer that completed (226) and `i` for one that did
 //!   not (the file on either side is incomplete).
+//! - Only transfers that started (got their `150`: the file and the data connection were
+//!   open) are logged; one that failed before that (`425`) moved nothing and is only in the
+//!   events file, as `upload_failed` / `download_failed`. Listings are not logged.
 //!
 //! This module formats lines; [`crate::events`] writes them (one `write` per line to a file
 //! opened for appending, like the events log).
