@@ -515,6 +515,11 @@ impl Ctrl {
         })
     }
 
+    /// The client's end of the control connection (the address the server sees).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.writer.local_addr().expect("local address")
+    }
+
     /// USER + PASS, expecting 331 then 230.
     pub fn login(&mut self, user: &str, password: &str) {
         let r = self.cmd(&format!("USER {user}"));
