@@ -37,7 +37,10 @@
 //!    users; the user and their group in a personal home; `ftp`/`ftp` for anonymous) and the
 //!    file system's own mode bits.
 //!
-//! Anonymous trees record nothing (anonymous users cannot change anything).
+//! Records are kept only in partners' trees, where entries belong to different users. In a
+//! personal home every entry belongs to the user, so the file system can hold all there is:
+//! the mode of a new entry and SITE CHMOD go to its own permission bits, and no sidecar is
+//! written ([`LocalFs::modes_on_disk`]). Anonymous trees change nothing.
 //!
 //! # Uploads
 //! The runtime calls [`Storage::begin_upload`] with the ownership the core gives a new file,
@@ -171,6 +174,7 @@ pub struct LocalFs {
     owner: String,
     group: String,
     records: bool,
+    modes_on_disk: bool,
     fixed: Vec<FixedFolder>,
     atomic: bool,
     upload: Mutex<UploadState>,
@@ -191,6 +195,7 @@ impl LocalFs {
             owner: "ftp".into(),
             group: "ftp".into(),
             records: false,
+            modes_on_disk: false,
             fixed: Vec::new(),
             atomic: false,
             upload: Mutex::new(UploadState::default()),
@@ -206,7 +211,7 @@ impl LocalFs {
                 let a = &login.account;
                 Ok(LocalFs::new(&login.home)?
                     .with_owner(&a.user, a.group())
-                    .recording(true)
+                    .modes_on_disk(true)
                     .atomic(atomic))
             }
             View::Partner(folders) => {
@@ -231,6 +236,14 @@ impl LocalFs {
     /// The same storage, recording owners and modes in sidecars (or not).
     pub fn recording(mut self, on: bool) -> LocalFs {
         self.records = on;
+        self
+    }
+
+    /// The same storage, keeping the modes of new entries and SITE CHMOD in the file
+    /// system's own permission bits (a personal home, where every entry is the user's and no
+    /// owner needs recording).
+    pub fn modes_on_disk(mut self, on: bool) -> LocalFs {
+        self.modes_on_disk = on;
         self
     }
 
@@ -359,6 +372,18 @@ impl LocalFs {
             info.owner = r.owner;
             info.group = r.group;
             info.mode = r.mode;
+        }
+    }
+
+    /// Gives a new entry (real path `target`) the ownership the core chose: recorded in a
+    /// partner's tree, its mode set on disk in a home, nothing for anonymous.
+    fn apply_new(&self, target: &Path, ownership: &Ownership) -> io::Result<()> {
+        if self.records {
+            self.record(target, ownership)
+        } else if self.modes_on_disk {
+            fs::set_permissions(target, fs::Permissions::from_mode(ownership.mode & 0o7777))
+        } else {
+            Ok(())
         }
     }
 
@@ -674,8 +699,8 @@ impl Storage for LocalFs {
     fn mkdir(&self, path: &VirtualPath, ownership: Option<&Ownership>) -> Result<(), StorageError> {
         let target = self.creatable(path)?;
         fs::create_dir(&target).map_err(|e| map_io_error(&e))?;
-        if let (true, Some(o)) = (self.records, ownership) {
-            if let Err(e) = self.record(&target, o) {
+        if let Some(o) = ownership {
+            if let Err(e) = self.apply_new(&target, o) {
                 error!(
                     "{}: cannot record the owner of a new folder: {e}; folder removed",
                     target.display()
@@ -744,8 +769,16 @@ impl Storage for LocalFs {
     }
 
     fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
-        if !self.records || path.is_root() || self.fixed_folder(path).is_some() {
+        if !(self.records || self.modes_on_disk)
+            || path.is_root()
+            || self.fixed_folder(path).is_some()
+        {
             return Err(StorageError::PermissionDenied);
+        }
+        if self.modes_on_disk {
+            let real = self.existing(path)?;
+            return fs::set_permissions(&real, fs::Permissions::from_mode(mode & 0o777))
+                .map_err(|e| map_io_error(&e));
         }
         let info = self.stat(path)?;
         let real = self.existing(path)?;
@@ -848,8 +881,8 @@ impl Storage for LocalFs {
             }
         };
         if !self.atomic && old.is_none() {
-            if let (true, Some(o)) = (self.records, &ownership) {
-                if let Err(e) = self.record(&target, o) {
+            if let Some(o) = &ownership {
+                if let Err(e) = self.apply_new(&target, o) {
                     let _ = fs::remove_file(&target);
                     return Err(StorageError::Other(format!(
                         "cannot record the file's owner: {e}"
@@ -898,19 +931,16 @@ impl Storage for LocalFs {
             );
             return Err(map_io_error(&e));
         }
-        if !self.records {
-            return Ok(());
-        }
-        let ino = fs::symlink_metadata(&p.target)
-            .map_err(|e| map_io_error(&e))?
-            .ino();
         let r = match (p.old_ino, &p.ownership) {
             // A new file: its owner is the uploader.
-            (None, Some(o)) => self.record(&p.target, o),
+            (None, Some(o)) => self.apply_new(&p.target, o),
             // A replaced file keeps its record, which now belongs to the new inode.
-            (Some(old), _) => match (p.target.parent(), p.target.file_name()) {
+            (Some(old), _) if self.records => match (p.target.parent(), p.target.file_name()) {
                 (Some(dir), Some(name)) => {
                     let name = name.to_string_lossy();
+                    let ino = fs::symlink_metadata(&p.target)
+                        .map_err(|e| map_io_error(&e))?
+                        .ino();
                     meta::global().update(dir, |r| {
                         if let Some(rec) = r.get_mut(name.as_ref()) {
                             if rec.ino == old {
@@ -921,7 +951,7 @@ impl Storage for LocalFs {
                 }
                 _ => Ok(()),
             },
-            (None, None) => Ok(()),
+            _ => Ok(()),
         };
         if let Err(e) = r {
             // The file is complete and in place; only its listed owner falls back to the
@@ -1012,8 +1042,8 @@ impl LocalFs {
                 .open(&target)
             {
                 Ok(f) => {
-                    if let (true, Some(o)) = (self.records, &ownership) {
-                        if let Err(e) = self.record(&target, o) {
+                    if let Some(o) = &ownership {
+                        if let Err(e) = self.apply_new(&target, o) {
                             let _ = fs::remove_file(&target);
                             return Err(StorageError::Other(format!(
                                 "cannot record the file's owner: {e}"
@@ -1564,5 +1594,55 @@ mod tests {
         fs::write(out.join(format!("deep/{PARTIAL_PREFIX}dead2")), b"x").unwrap();
         assert_eq!(sweep_partials(&t.0), 2);
         assert!(out.join("a.csv").exists());
+    }
+
+    #[test]
+    fn homes_keep_modes_on_disk_and_write_no_sidecar() {
+        let t = TempDir::new("home");
+        let root = t.0.join("bob");
+        fs::create_dir_all(&root).unwrap();
+        let fs = LocalFs::new(&root)
+            .unwrap()
+            .with_owner("bob", "bob")
+            .modes_on_disk(true)
+            .atomic(true);
+        fs.mkdir(&vp("/d"), Some(&own("bob", "bob", 0o750)))
+            .unwrap();
+        upload(
+            &fs,
+            "/d/f.txt",
+            StoreMode::Create,
+            Some(own("bob", "bob", 0o640)),
+            b"f",
+        );
+        let mode = |p: &str| fs::metadata(root.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("d"), mode("d/f.txt")), (0o750, 0o640));
+        fs.set_mode(&vp("/d/f.txt"), 0o600).unwrap();
+        assert_eq!(mode("d/f.txt"), 0o600);
+        let f = fs.stat(&vp("/d/f.txt")).unwrap();
+        assert_eq!(
+            (f.owner.as_str(), f.group.as_str(), f.mode),
+            ("bob", "bob", 0o600)
+        );
+        assert_eq!(
+            fs.set_mode(&VirtualPath::root(), 0o000),
+            Err(StorageError::PermissionDenied)
+        );
+        // Nothing but the user's own entries on disk.
+        let mut all = Vec::new();
+        for e in fs::read_dir(&root).unwrap() {
+            let e = e.unwrap();
+            all.push(e.file_name().into_string().unwrap());
+            if e.file_type().unwrap().is_dir() {
+                for f in fs::read_dir(e.path()).unwrap() {
+                    all.push(format!(
+                        "d/{}",
+                        f.unwrap().file_name().into_string().unwrap()
+                    ));
+                }
+            }
+        }
+        all.sort();
+        assert_eq!(all, ["d", "d/f.txt"]);
     }
 }
