@@ -363,27 +363,6 @@ impl EventHub {
             _ => None,
         }
     }
-
-    /// A one-line summary of the counters, for the log.
-    pub fn summary(&self) -> String {
-        let s = self.stats.snapshot();
-        format!(
-            "connections {} (now {}), logins {} (now {}, anonymous {}), uploads {} ({} bytes), \
-             downloads {} ({} bytes), deletes {}, folders created {} removed {}",
-            s.connections_total,
-            s.connections_current,
-            s.logins_total,
-            s.logins_current,
-            s.anonymous_total,
-            s.uploads,
-            s.bytes_up,
-            s.downloads,
-            s.bytes_down,
-            s.deletes,
-            s.dirs_created,
-            s.dirs_removed
-        )
-    }
 }
 
 /// One connection's view of the [`EventHub`]: records its events and, when dropped, takes
