@@ -119,6 +119,13 @@ impl Shared {
         let data = if s.users_file.exists() {
             crate::store::load(&s.users_file, &s.partners_root)
                 .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?
+        } else if s.users_file_explicit {
+            // A store that was named and is gone is more likely a mistake than the wish to
+            // lock everybody out.
+            return Err(vec![format!(
+                "{}: the user store is missing",
+                s.users_file.display()
+            )]);
         } else {
             crate::store::StoreData::default()
         };

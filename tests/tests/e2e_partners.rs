@@ -607,6 +607,24 @@ fn the_running_server_sees_store_changes() {
         )
         .assert_success("wharf user passwd");
     assert_eq!(await_login(&server, "acme/alice", "changed", 230), 230);
+    // SIGHUP reloads at once (and does not stop the server).
+    run_client(
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(server.pid().to_string()),
+        CMD_TIMEOUT,
+    )
+    .assert_success("kill -HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("reloaded (SIGHUP)") {
+        assert!(
+            Instant::now() < deadline,
+            "no SIGHUP reload in:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _alice = login(&server, "acme/alice", "changed");
 }
 
 #[test]
