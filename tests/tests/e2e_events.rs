@@ -591,6 +591,9 @@ fn site_who_and_stat_show_live_numbers_to_admins_only() {
     assert_eq!((done.code, got.len()), (226, b.len()), "RETR: {done}");
     assert_eq!(alice.cmd("MKD Outbox/new").code, 257);
     assert_eq!(alice.cmd("RMD Outbox/new").code, 250);
+    // An operation's event is recorded just after its reply is written; the next command on
+    // the same connection is read only after that.
+    assert_eq!(alice.cmd("NOOP").code, 200);
     let mut anon = Ctrl::connect(server.addr());
     anon.login("anonymous", "guest@example.com");
     // A connection that does not log in counts as a connection only.
