@@ -232,7 +232,13 @@ pub enum EntryRole {
 
 /// Appends the facts of `info` (without the leading space or the name), e.g.
 /// `type=file;size=12;modify=20260101000000;perm=adfrw;`.
-pub fn write_facts(info: &FileInfo, role: EntryRole, perm: &str, facts: &Facts, out: &mut String) {
+pub fn write_facts(
+    info: &FileInfo,
+    role: EntryRole,
+    perm: crate::policy::Perm,
+    facts: &Facts,
+    out: &mut String,
+) {
     if facts.kind {
         let t = match (role, info.kind) {
             (EntryRole::Current, _) => "cdir",
@@ -252,7 +258,9 @@ pub fn write_facts(info: &FileInfo, role: EntryRole, perm: &str, facts: &Facts, 
         out.push(';');
     }
     if facts.perm {
-        let _ = write!(out, "perm={perm};");
+        out.push_str("perm=");
+        perm.write_to(out);
+        out.push(';');
     }
     if facts.unique {
         if let Some((dev, ino)) = info.unique {
@@ -271,7 +279,7 @@ pub fn write_facts(info: &FileInfo, role: EntryRole, perm: &str, facts: &Facts, 
 pub fn write_mlsd_line(
     info: &FileInfo,
     role: EntryRole,
-    perm: &str,
+    perm: crate::policy::Perm,
     facts: &Facts,
     out: &mut String,
 ) {
@@ -411,7 +419,13 @@ mod tests {
         let mut s = String::new();
         let mut f = file("a", 5, 0);
         f.unique = Some((1, 255));
-        write_mlsd_line(&f, EntryRole::Entry, "adfrw", &Facts::default(), &mut s);
+        write_mlsd_line(
+            &f,
+            EntryRole::Entry,
+            crate::policy::Perm::from_letters("adfrw"),
+            &Facts::default(),
+            &mut s,
+        );
         assert_eq!(
             s,
             "type=file;size=5;modify=19700101000000;perm=adfrw;unique=1Uff;UNIX.mode=0644;UNIX.owner=alice;UNIX.group=acme; a\r\n"
@@ -419,7 +433,13 @@ mod tests {
         let mut facts = Facts::default();
         assert_eq!(facts.select("Type;SIZE;bogus;"), "type;size;");
         let mut s = String::new();
-        write_mlsd_line(&f, EntryRole::Entry, "r", &facts, &mut s);
+        write_mlsd_line(
+            &f,
+            EntryRole::Entry,
+            crate::policy::Perm::from_letters("r"),
+            &facts,
+            &mut s,
+        );
         assert_eq!(s, "type=file;size=5; a\r\n");
     }
 

@@ -111,6 +111,19 @@ impl VirtualPath {
         self.0.split('/').filter(|p| !p.is_empty())
     }
 
+    /// Whether `self` is `dir/name` or lies inside it (without building `dir/name`).
+    pub fn is_within(&self, dir: &VirtualPath, name: &str) -> bool {
+        let rest = if dir.is_root() {
+            self.0.strip_prefix('/')
+        } else {
+            self.0
+                .strip_prefix(dir.0.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+        };
+        rest.and_then(|r| r.strip_prefix(name))
+            .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    }
+
     /// Whether `self` is `other` or lies inside it.
     pub fn starts_with(&self, other: &VirtualPath) -> bool {
         other.is_root()
@@ -171,6 +184,10 @@ mod tests {
         assert!(p.starts_with(&p.parent()));
         let ab = VirtualPath::resolve(&VirtualPath::root(), "/ab").unwrap();
         assert!(!ab.starts_with(&p.parent()));
+        let root = VirtualPath::root();
+        assert!(p.is_within(&root, "a") && p.is_within(&p.parent(), "b"));
+        assert!(!ab.is_within(&root, "a") && ab.is_within(&root, "ab"));
+        assert!(!p.is_within(&p.parent(), "bb") && !p.parent().is_within(&p.parent(), "b"));
     }
 
     #[test]

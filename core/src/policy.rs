@@ -271,55 +271,93 @@ pub fn may_unlink(who: Principal<'_>, dir: &FileInfo, entry: &FileInfo) -> bool 
         && (dir.mode & 0o1000 == 0 || entry.owner == who.user || dir.owner == who.user)
 }
 
-/// The MLSD/MLST `perm` fact (RFC 3659 §7.5.5) for `entry` in a directory `dir`.
-/// `fixed` marks a virtual folder that cannot be deleted or renamed.
+/// The letters of the MLSD/MLST `perm` fact (RFC 3659 §7.5.5), in alphabetical order, held
+/// inline (no allocation per listed entry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Perm {
+    letters: u16,
+}
+
+const PERM_LETTERS: [u8; 10] = *b"acdeflmprw";
+
+impl Perm {
+    fn with(mut self, letter: u8, on: bool) -> Perm {
+        if on {
+            if let Some(i) = PERM_LETTERS.iter().position(|&l| l == letter) {
+                self.letters |= 1 << i;
+            }
+        }
+        self
+    }
+
+    /// The letters of `s` that are perm letters (others are ignored), e.g. `"adfrw"`.
+    pub fn from_letters(s: &str) -> Perm {
+        s.bytes().fold(Perm::default(), |p, b| p.with(b, true))
+    }
+
+    /// Only the letters that do not change anything (`e`, `l`, `r`): for read-only accounts.
+    pub fn read_only(self) -> Perm {
+        Perm::default()
+            .with(b'e', self.has(b'e'))
+            .with(b'l', self.has(b'l'))
+            .with(b'r', self.has(b'r'))
+    }
+
+    fn has(self, letter: u8) -> bool {
+        PERM_LETTERS
+            .iter()
+            .position(|&l| l == letter)
+            .is_some_and(|i| self.letters & (1 << i) != 0)
+    }
+
+    /// Appends the letters to `out`.
+    pub fn write_to(self, out: &mut String) {
+        for (i, &l) in PERM_LETTERS.iter().enumerate() {
+            if self.letters & (1 << i) != 0 {
+                out.push(char::from(l));
+            }
+        }
+    }
+}
+
+impl fmt::Display for Perm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(10);
+        self.write_to(&mut s);
+        f.write_str(&s)
+    }
+}
+
+/// The MLSD/MLST `perm` fact for `entry` in a directory `dir`. `fixed` marks a virtual
+/// folder that cannot be deleted or renamed.
 pub fn perm_fact(
     who: Principal<'_>,
     dir: Option<&FileInfo>,
     entry: &FileInfo,
     fixed: bool,
-) -> String {
-    let mut p = String::new();
-    let dir_w = dir.is_some_and(|d| may_unlink(who, d, entry)) && !fixed;
+) -> Perm {
+    let unlink = dir.is_some_and(|d| may_unlink(who, d, entry)) && !fixed;
+    let r = allowed(who, entry, Access::Read);
+    let w = allowed(who, entry, Access::Write);
     match entry.kind {
         FileKind::Dir => {
-            let w = allowed(who, entry, Access::Write);
             let x = allowed(who, entry, Access::Enter);
-            if w && x {
-                p.push_str("cm");
-            }
-            if dir_w {
-                p.push_str("df");
-            }
-            if x {
-                p.push('e');
-            }
-            if allowed(who, entry, Access::Read) {
-                p.push('l');
-            }
-            if w && x {
-                p.push('p');
-            }
+            Perm::default()
+                .with(b'c', w && x)
+                .with(b'm', w && x)
+                .with(b'p', w && x)
+                .with(b'd', unlink)
+                .with(b'f', unlink)
+                .with(b'e', x)
+                .with(b'l', r)
         }
-        _ => {
-            let w = allowed(who, entry, Access::Write);
-            if w {
-                p.push('a');
-            }
-            if dir_w {
-                p.push_str("df");
-            }
-            if allowed(who, entry, Access::Read) {
-                p.push('r');
-            }
-            if w {
-                p.push('w');
-            }
-        }
+        _ => Perm::default()
+            .with(b'a', w)
+            .with(b'w', w)
+            .with(b'd', unlink)
+            .with(b'f', unlink)
+            .with(b'r', r),
     }
-    let mut letters: Vec<char> = p.chars().collect();
-    letters.sort_unstable();
-    letters.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -409,10 +447,22 @@ mod tests {
         // The owner class applies alone: an owner without r cannot read even if others can.
         let odd = entry(FileKind::File, "alice", "acme", 0o044);
         assert!(!allowed(alice, &odd, Access::Read));
-        assert_eq!(perm_fact(alice, Some(&outbox), &upload, false), "dfr");
+        assert_eq!(
+            perm_fact(alice, Some(&outbox), &upload, false).to_string(),
+            "dfr"
+        );
         let own_dir = entry(FileKind::Dir, "alice", "acme", 0o755);
-        assert_eq!(perm_fact(alice, Some(&outbox), &own_dir, false), "cdeflmp");
-        assert_eq!(perm_fact(alice, None, &inbox, true), "el");
+        assert_eq!(
+            perm_fact(alice, Some(&outbox), &own_dir, false).to_string(),
+            "cdeflmp"
+        );
+        assert_eq!(perm_fact(alice, None, &inbox, true).to_string(), "el");
+        assert_eq!(
+            perm_fact(alice, Some(&outbox), &own_dir, false)
+                .read_only()
+                .to_string(),
+            "el"
+        );
         let sticky = entry(FileKind::Dir, "root", "root", 0o1777);
         let bobs = entry(FileKind::File, "bob", "acme", 0o644);
         assert!(!may_unlink(alice, &sticky, &bobs));

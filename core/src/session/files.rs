@@ -11,7 +11,7 @@ use super::{Pending, Session};
 use crate::action::{ActionKind, EventKind, Ownership, Representation, StorageError, StoreMode};
 use crate::listing::{self, EntryRole, FileInfo, FileKind};
 use crate::path::{PathError, VirtualPath};
-use crate::policy::{self, Access, Principal};
+use crate::policy::{self, Access, Perm, Principal};
 use crate::reply::{quote_path, Reply};
 
 /// What a checked command will do once its metadata is in.
@@ -376,9 +376,10 @@ impl Session {
             Op::Mlst => match entry {
                 Some(Ok(info)) => {
                     let dir = parent.and_then(Result::ok);
-                    let perm = self.perm_fact(dir.as_ref(), &info, &path);
+                    let perm =
+                        self.perm_fact(dir.as_ref(), &info, &path.parent(), path.file_name());
                     let mut facts = String::new();
-                    listing::write_facts(&info, EntryRole::Entry, &perm, &self.facts, &mut facts);
+                    listing::write_facts(&info, EntryRole::Entry, perm, &self.facts, &mut facts);
                     facts.push(' ');
                     facts.push_str(path.as_str());
                     let first = format!("Listing {path}");
@@ -488,19 +489,25 @@ impl Session {
         }
     }
 
-    /// The MLSD/MLST `perm` fact of `entry` (RFC 3659 §7.5.5) for this session's user.
+    /// The MLSD/MLST `perm` fact of the entry `name` of directory `parent` (RFC 3659 §7.5.5)
+    /// for this session's user; `dir` is the directory's metadata when known.
     pub(super) fn perm_fact(
         &self,
         dir: Option<&FileInfo>,
         entry: &FileInfo,
-        path: &VirtualPath,
-    ) -> String {
-        let fixed = self.is_fixed(path) || path.is_root();
-        let mut perm = policy::perm_fact(self.principal(), dir, entry, fixed);
-        if !self.logged_in().is_some_and(|a| a.write) {
-            perm.retain(|c| matches!(c, 'e' | 'l' | 'r'));
+        parent: &VirtualPath,
+        name: &str,
+    ) -> Perm {
+        let Some(a) = self.logged_in() else {
+            return Perm::default();
+        };
+        let fixed = name.is_empty() || a.fixed_folders.iter().any(|f| f.is_within(parent, name));
+        let perm = policy::perm_fact(self.principal(), dir, entry, fixed);
+        if a.write {
+            perm
+        } else {
+            perm.read_only()
         }
-        perm
     }
 
     pub(super) fn internal_error(&mut self) {

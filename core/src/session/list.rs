@@ -135,13 +135,13 @@ impl Session {
             }
             ListKind::Mlsd => {
                 if let Some(d) = &req.dir {
-                    let perm = self.perm_fact(None, d, &req.target);
-                    listing::write_mlsd_line(d, EntryRole::Current, &perm, &self.facts, &mut text);
+                    let (parent, name) = (req.target.parent(), req.target.file_name());
+                    let perm = self.perm_fact(None, d, &parent, name);
+                    listing::write_mlsd_line(d, EntryRole::Current, perm, &self.facts, &mut text);
                 }
                 for e in &entries {
-                    let path = req.target.join(&e.name);
-                    let perm = self.perm_fact(req.dir.as_ref(), e, &path);
-                    listing::write_mlsd_line(e, EntryRole::Entry, &perm, &self.facts, &mut text);
+                    let perm = self.perm_fact(req.dir.as_ref(), e, &req.target, &e.name);
+                    listing::write_mlsd_line(e, EntryRole::Entry, perm, &self.facts, &mut text);
                 }
             }
         }
