@@ -35,13 +35,14 @@ impl PassiveListener {
     /// Tries [`RANDOM_PICKS`] random ports of the list, then every port of the list from a
     /// random start, and fails when none can be bound.
     pub fn bind(ip: IpAddr, peer: Option<IpAddr>, ports: &PassivePorts) -> io::Result<Self> {
-        let listener = if ports.is_any() {
-            TcpListener::bind(SocketAddr::new(ip, 0))?
+        let (listener, port) = if ports.is_any() {
+            let l = TcpListener::bind(SocketAddr::new(ip, 0))?;
+            let port = l.local_addr()?.port();
+            (l, port)
         } else {
             bind_from_list(ip, ports)?
         };
         listener.set_nonblocking(true)?;
-        let port = listener.local_addr()?.port();
         Ok(PassiveListener {
             listener,
             peer,
@@ -122,6 +123,9 @@ impl PassiveListener {
                             drop(stream);
                         }
                         _ => {
+                            // Linux: an accepted socket does not inherit O_NONBLOCK from
+                            // the listener (accept(2)); elsewhere it may.
+                            #[cfg(not(target_os = "linux"))]
                             stream.set_nonblocking(false)?;
                             return Ok(Some(stream));
                         }
@@ -140,10 +144,11 @@ impl PassiveListener {
     }
 }
 
-fn bind_from_list(ip: IpAddr, ports: &PassivePorts) -> io::Result<TcpListener> {
+/// Binds a listener to a port of the list; returns it with its port.
+fn bind_from_list(ip: IpAddr, ports: &PassivePorts) -> io::Result<(TcpListener, u16)> {
     let mut last_err = None;
     let mut try_port = |port: u16| match TcpListener::bind(SocketAddr::new(ip, port)) {
-        Ok(l) => Some(l),
+        Ok(l) => Some((l, port)),
         Err(e) => {
             last_err = Some(e);
             None
@@ -195,7 +200,6 @@ pub fn connect_active(
             socket.into()
         }
     };
-    stream.set_nodelay(true)?;
     Ok(stream)
 }
 

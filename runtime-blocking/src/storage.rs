@@ -118,6 +118,12 @@ pub trait Storage: Send {
         path: &VirtualPath,
         mode: StoreMode,
     ) -> Result<(File, VirtualPath), StorageError>;
+    /// Whether [`Storage::open_write`] leaves an existing file as it is until
+    /// [`Storage::finish_upload`] puts the new one in place (atomic uploads): then a STOR
+    /// may open its file before it knows the transfer will happen.
+    fn keeps_old_until_finished(&self) -> bool {
+        false
+    }
     /// The upload begun last has ended: `ok` when all of it arrived. Puts the file in place
     /// (atomic uploads) or removes what arrived; an error means the file is not in place.
     fn finish_upload(&self, _ok: bool) -> Result<(), StorageError> {
@@ -155,6 +161,8 @@ struct PendingUpload {
     old_ino: Option<u64>,
     /// Owner, group and mode of a new file.
     ownership: Option<Ownership>,
+    /// The new file's mode is on disk already (set through the descriptor at open).
+    mode_set: bool,
 }
 
 #[derive(Debug, Default)]
@@ -279,37 +287,75 @@ impl LocalFs {
 
     /// The real path of an entry that must exist: symlinks followed, checked to be inside.
     fn existing(&self, path: &VirtualPath) -> Result<PathBuf, StorageError> {
+        self.existing_meta(path).map(|(real, _)| real)
+    }
+
+    /// [`LocalFs::existing`] with the entry's metadata (symlinks followed).
+    ///
+    /// The common case costs one `lstat` per component below the root and nothing else: the
+    /// root is canonical and a virtual path has no `.` or `..`, so when no component below
+    /// the root is a symlink the path as spelt is the real one (`realpath` would `readlink`
+    /// every component from `/` down, the root's included, on every call). A symlink on the
+    /// way sends the path through `fs::canonicalize` and the inside-the-root check.
+    fn existing_meta(&self, path: &VirtualPath) -> Result<(PathBuf, fs::Metadata), StorageError> {
         if is_reserved_path(path) {
             return Err(StorageError::NotFound);
         }
-        let real = fs::canonicalize(self.lexical(path)).map_err(|e| map_io_error(&e))?;
-        if self.inside(&real) {
-            Ok(real)
-        } else {
-            Err(StorageError::PermissionDenied)
+        let mut real = self.root.clone();
+        let mut last = None;
+        for c in path.components() {
+            real.push(c);
+            match fs::symlink_metadata(&real) {
+                Ok(m) if m.file_type().is_symlink() => return self.existing_through_links(path),
+                Ok(m) => last = Some(m),
+                Err(e) => return Err(map_io_error(&e)),
+            }
         }
+        let meta = match last {
+            Some(m) => m,
+            None => fs::metadata(&real).map_err(|e| map_io_error(&e))?,
+        };
+        Ok((real, meta))
+    }
+
+    /// A path with a symlink on the way: canonicalised, checked to be inside the root.
+    fn existing_through_links(
+        &self,
+        path: &VirtualPath,
+    ) -> Result<(PathBuf, fs::Metadata), StorageError> {
+        let real = fs::canonicalize(self.lexical(path)).map_err(|e| map_io_error(&e))?;
+        if !self.inside(&real) {
+            return Err(StorageError::PermissionDenied);
+        }
+        let meta = fs::metadata(&real).map_err(|e| map_io_error(&e))?;
+        Ok((real, meta))
     }
 
     /// The real path of an entry to create (or replace): the parent canonicalised and checked,
     /// the final component refused when it is a symlink or a reserved name.
     fn creatable(&self, path: &VirtualPath) -> Result<PathBuf, StorageError> {
+        self.creatable_with(path).map(|(target, _)| target)
+    }
+
+    /// [`LocalFs::creatable`], with what `lstat` says of the target (it may not exist).
+    fn creatable_with(
+        &self,
+        path: &VirtualPath,
+    ) -> Result<(PathBuf, io::Result<fs::Metadata>), StorageError> {
         if path.is_root() {
             return Err(StorageError::PermissionDenied);
         }
         if is_reserved_path(path) {
             return Err(StorageError::InvalidName);
         }
-        let parent = self.existing(&path.parent())?;
-        if !fs::metadata(&parent)
-            .map_err(|e| map_io_error(&e))?
-            .is_dir()
-        {
+        let (parent, meta) = self.existing_meta(&path.parent())?;
+        if !meta.is_dir() {
             return Err(StorageError::NotADirectory);
         }
         let target = parent.join(path.file_name());
         match fs::symlink_metadata(&target) {
             Ok(m) if m.file_type().is_symlink() => Err(StorageError::PermissionDenied),
-            _ => Ok(target),
+            other => Ok((target, other)),
         }
     }
 
@@ -634,9 +680,12 @@ fn name_usable(name: &str) -> bool {
 }
 
 impl Storage for LocalFs {
+    fn keeps_old_until_finished(&self) -> bool {
+        self.atomic
+    }
+
     fn stat(&self, path: &VirtualPath) -> Result<FileInfo, StorageError> {
-        let real = self.existing(path)?;
-        let meta = fs::metadata(&real).map_err(|e| map_io_error(&e))?;
+        let (real, meta) = self.existing_meta(path)?;
         let name = if path.is_root() {
             "/"
         } else {
@@ -828,8 +877,8 @@ impl Storage for LocalFs {
         if mode == StoreMode::Unique {
             return self.open_unique(path, ownership);
         }
-        let target = self.creatable(path)?;
-        let old = match fs::symlink_metadata(&target) {
+        let (target, lstat) = self.creatable_with(path)?;
+        let old = match lstat {
             Ok(m) if m.is_file() => Some(m),
             Ok(m) if m.is_dir() => return Err(StorageError::IsADirectory),
             Ok(_) => return Err(StorageError::PermissionDenied),
@@ -849,28 +898,52 @@ impl Storage for LocalFs {
             }
         }
         let old_ino = old.as_ref().map(MetadataExt::ino);
-        let written = if self.atomic {
+        let mut mode_set = false;
+        let (written, opened) = if self.atomic {
             let dir = target.parent().unwrap_or(&self.root);
             let partial = dir.join(format!("{PARTIAL_PREFIX}{}", meta::unique_suffix()));
-            if old.is_some() && matches!(mode, StoreMode::Append | StoreMode::Resume(_)) {
-                // Copy-on-write: the old content stays under the final name until the new
-                // one is complete.
-                fs::copy(&target, &partial).map_err(|e| {
-                    let _ = fs::remove_file(&partial);
-                    map_io_error(&e)
-                })?;
-            } else {
-                File::create(&partial).map_err(|e| map_io_error(&e))?;
-                if let Some(m) = &old {
-                    // The file that replaces it keeps its permission bits on disk.
-                    let _ = fs::set_permissions(&partial, m.permissions());
-                }
-            }
-            partial
+            let opened =
+                if old.is_some() && matches!(mode, StoreMode::Append | StoreMode::Resume(_)) {
+                    // Copy-on-write: the old content stays under the final name until the new
+                    // one is complete. Nobody else writes the partial file, so APPE opens it at
+                    // its end without O_APPEND (which splice(2) refuses).
+                    fs::copy(&target, &partial)
+                        .map_err(|e| map_io_error(&e))
+                        .and_then(|copied| match mode {
+                            StoreMode::Append => open_for(&partial, StoreMode::Resume(copied)),
+                            other => open_for(&partial, other),
+                        })
+                } else {
+                    // A new partial file, opened once; its mode set through the descriptor.
+                    let created = OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&partial)
+                        .map_err(|e| map_io_error(&e));
+                    created.inspect(|f| {
+                        let bits = match (&old, &ownership) {
+                            // The file that replaces it keeps its permission bits on disk.
+                            (Some(m), _) => Some(m.permissions()),
+                            // A new file in a home: the mode the core chose, on disk.
+                            (None, Some(o)) if self.modes_on_disk && !self.records => {
+                                mode_set = true;
+                                Some(fs::Permissions::from_mode(o.mode & 0o7777))
+                            }
+                            _ => None,
+                        };
+                        if let Some(bits) = bits {
+                            if let Err(e) = f.set_permissions(bits) {
+                                mode_set = false;
+                                warn!("{}: cannot set the mode: {e}", partial.display());
+                            }
+                        }
+                    })
+                };
+            (partial, opened)
         } else {
-            target.clone()
+            let opened = open_for(&target, mode);
+            (target.clone(), opened)
         };
-        let opened = open_for(&written, mode);
         let file = match opened {
             Ok(f) => f,
             Err(e) => {
@@ -897,6 +970,7 @@ impl Storage for LocalFs {
             unique: false,
             old_ino,
             ownership,
+            mode_set,
         });
         Ok((file, path.clone()))
     }
@@ -932,8 +1006,8 @@ impl Storage for LocalFs {
             return Err(map_io_error(&e));
         }
         let r = match (p.old_ino, &p.ownership) {
-            // A new file: its owner is the uploader.
-            (None, Some(o)) => self.apply_new(&p.target, o),
+            // A new file: its owner is the uploader (its mode may be on disk already).
+            (None, Some(o)) if !p.mode_set => self.apply_new(&p.target, o),
             // A replaced file keeps its record, which now belongs to the new inode.
             (Some(old), _) if self.records => match (p.target.parent(), p.target.file_name()) {
                 (Some(dir), Some(name)) => {
@@ -1033,6 +1107,7 @@ impl LocalFs {
                     unique: true,
                     old_ino: None,
                     ownership,
+                    mode_set: false,
                 });
                 return Ok((f, candidate));
             }
@@ -1057,6 +1132,7 @@ impl LocalFs {
                         unique: true,
                         old_ino: None,
                         ownership,
+                        mode_set: false,
                     });
                     return Ok((f, candidate));
                 }

@@ -2,9 +2,10 @@
 //!
 //! Both are enums over the transports Wharf speaks, so that the driver and the transfer code
 //! never hard-wire a `TcpStream`. The TLS variants hold a rustls
-//! `StreamOwned<ServerConnection, TcpStream>` ([`TlsStream`]). Every variant exposes its TCP
+//! `StreamOwned<ServerConnection, TcpStream>` ([`TlsStream`]); a protected data connection
+//! adds a large receive buffer in front of it ([`TlsData`]). Every variant exposes its TCP
 //! socket ([`ControlStream::tcp`], [`DataStream::tcp`]) for timeouts, blocking mode and
-//! addresses, and only the plain data variant offers the zero-copy path
+//! addresses, and only the plain data variant offers the zero-copy paths
 //! ([`DataStream::plain_tcp_mut`]).
 //!
 //! This module also holds the blocking TLS steps the driver needs and rustls does not give in
@@ -54,11 +55,18 @@ impl ControlStream {
     }
 
     /// Reads whatever is available now without waiting: `Ok(None)` when nothing is (for TLS:
-    /// also when only part of a record has arrived).
+    /// also when only part of a record has arrived). On a plain connection this is one
+    /// `recv(MSG_DONTWAIT)`: the socket's blocking mode is not touched.
     pub fn read_now(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        self.tcp().set_nonblocking(true)?;
-        let r = self.read(buf);
-        self.tcp().set_nonblocking(false)?;
+        let r = match self {
+            ControlStream::Plain(s) => crate::transfer::sys::recv_now(s, buf),
+            ControlStream::Tls(_) => {
+                self.tcp().set_nonblocking(true)?;
+                let r = self.read(buf);
+                self.tcp().set_nonblocking(false)?;
+                r
+            }
+        };
         match r {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -99,15 +107,134 @@ pub enum DataStream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS (PROT P).
-    Tls(Box<TlsStream>),
+    Tls(Box<TlsData>),
+}
+
+/// Bytes read from the socket of a protected data connection at once (see [`TlsData`]).
+pub const TLS_READ_BUFFER: usize = 256 * 1024;
+
+/// A protected data connection: the rustls stream, and a receive buffer in front of it.
+///
+/// rustls reads at most 4 KiB from a socket per `read_tls` call, which for an upload means
+/// a system call per 4 KiB; reading large slices of the socket into [`TlsData`]'s own
+/// buffer and handing them to rustls from memory makes that one per [`TLS_READ_BUFFER`]
+/// (as much as has arrived), and a read returns as much plaintext as the records at hand
+/// hold, so the file gets large writes too.
+#[derive(Debug)]
+pub struct TlsData {
+    /// The TLS connection and its socket.
+    pub stream: TlsStream,
+    inbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl TlsData {
+    /// Wraps a TLS stream whose handshake is done.
+    pub fn new(stream: TlsStream) -> TlsData {
+        TlsData {
+            stream,
+            inbuf: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Writes what rustls has queued (alerts, key updates) as far as the socket takes it.
+    fn flush_queued(&mut self) -> io::Result<()> {
+        let s = &mut self.stream;
+        // Bounded: every round writes something, or the socket's timeout ends it.
+        for _ in 0..1024 {
+            if !s.conn.wants_write() {
+                break;
+            }
+            if s.conn.write_tls(&mut s.sock)? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads plaintext: what the records already received hold, else one read of the socket
+    /// (waiting as its read timeout says). `Ok(0)` after the peer's close_notify; a bare end
+    /// of the TCP stream is `UnexpectedEof` (as rustls' own stream reports it).
+    fn read_plain(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut filled = 0;
+        // Bounded: every round hands rustls at least one byte, reads the socket (at most once
+        // per call when nothing was decrypted yet), or returns.
+        for _ in 0..1_000_000 {
+            match self.stream.conn.reader().read(&mut out[filled..]) {
+                Ok(0) => return Ok(filled),
+                Ok(n) => {
+                    filled += n;
+                    if filled == out.len() {
+                        return Ok(filled);
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if filled > 0 => {
+                    // Reported by the next call.
+                    let _ = e;
+                    return Ok(filled);
+                }
+                Err(e) => return Err(e),
+            }
+            if self.start < self.end {
+                let mut slice = &self.inbuf[self.start..self.end];
+                let n = self.stream.conn.read_tls(&mut slice)?;
+                self.start += n;
+                if let Err(e) = self.stream.conn.process_new_packets() {
+                    // Let the peer know why (rustls queued an alert), as rustls' stream does.
+                    let _ = self.flush_queued();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+                if self.stream.conn.wants_write() {
+                    self.flush_queued()?;
+                }
+                continue;
+            }
+            if filled > 0 {
+                return Ok(filled);
+            }
+            if self.inbuf.is_empty() {
+                self.inbuf = vec![0u8; TLS_READ_BUFFER];
+            }
+            self.start = 0;
+            self.end = 0;
+            match (&self.stream.sock).read(&mut self.inbuf) {
+                Ok(0) => {
+                    // The end of the TCP stream: rustls decides whether it was a clean one.
+                    self.stream.conn.read_tls(&mut &[][..])?;
+                    if let Err(e) = self.stream.conn.process_new_packets() {
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Ok(n) => self.end = n,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no progress reading TLS records",
+        ))
+    }
 }
 
 impl DataStream {
+    /// A protected data connection over `stream` (handshake done).
+    pub fn tls(stream: TlsStream) -> DataStream {
+        DataStream::Tls(Box::new(TlsData::new(stream)))
+    }
+
     /// The underlying TCP socket.
     pub fn tcp(&self) -> &TcpStream {
         match self {
             DataStream::Plain(s) => s,
-            DataStream::Tls(s) => &s.sock,
+            DataStream::Tls(s) => &s.stream.sock,
         }
     }
 
@@ -128,7 +255,7 @@ impl DataStream {
     /// TLS only: queues a close_notify alert (sent by [`DataStream::write_pending`]).
     pub fn send_close_notify(&mut self) {
         if let DataStream::Tls(s) = self {
-            s.conn.send_close_notify();
+            s.stream.conn.send_close_notify();
         }
     }
 
@@ -136,7 +263,7 @@ impl DataStream {
     pub fn has_pending(&self) -> bool {
         match self {
             DataStream::Plain(_) => false,
-            DataStream::Tls(s) => s.conn.wants_write(),
+            DataStream::Tls(s) => s.stream.conn.wants_write(),
         }
     }
 
@@ -146,7 +273,7 @@ impl DataStream {
         match self {
             DataStream::Plain(_) => Ok(0),
             DataStream::Tls(s) => {
-                let s = &mut **s;
+                let s = &mut s.stream;
                 s.conn.write_tls(&mut s.sock)
             }
         }
@@ -164,7 +291,7 @@ impl Read for DataStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             DataStream::Plain(s) => s.read(buf),
-            DataStream::Tls(s) => s.read(buf),
+            DataStream::Tls(s) => s.read_plain(buf),
         }
     }
 }
@@ -173,13 +300,13 @@ impl Write for DataStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             DataStream::Plain(s) => s.write(buf),
-            DataStream::Tls(s) => s.write(buf),
+            DataStream::Tls(s) => s.stream.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             DataStream::Plain(s) => s.flush(),
-            DataStream::Tls(s) => s.flush(),
+            DataStream::Tls(s) => s.stream.flush(),
         }
     }
 }

@@ -17,9 +17,19 @@
 //!   For a file server that is the usual trade, as in nginx and vsftpd.) The socket has a
 //!   [`DATA_SLICE`] send timeout so a client that stops reading cannot hold the thread past
 //!   the next control check.
+//! - Binary upload on a plain socket on Linux: `splice(2)` from the socket into a pipe and
+//!   from the pipe into the file (one copy, into the page cache, instead of two), a pipe's
+//!   worth ([`sys::PIPE_SIZE`]) at a time, with a [`DATA_SLICE`] receive timeout; the pipe is
+//!   kept by the worker thread for its next upload when it is empty. Where splice cannot be
+//!   used (a file opened for appending, a file system without it) the upload goes on with
+//!   read and write from where it stopped, every byte taken from the socket already in the
+//!   file. See [`sys`] for the system calls.
 //! - Everything else (TYPE A, listings, TLS) goes through a buffer: TYPE A applies the
 //!   core's codecs; TLS reads [`UPLOAD_BUFFER`] of the file at a time and writes it all
-//!   through rustls.
+//!   through rustls, and reads uploads a large slice of the socket at a time
+//!   ([`stream::TlsData`]).
+//! - Data sockets get no TCP_NODELAY unless they carry TLS: the server writes large chunks,
+//!   and the shutdown at the end pushes the last segment out at once.
 //! - Protected data connections (PROT P): after the 150, a server-side TLS handshake with the
 //!   control connection's configuration (bounded by `data_connect_timeout`, watching the
 //!   control connection). When the core requires it, the handshake must have resumed the
@@ -29,7 +39,8 @@
 //!   or an attacker's FIN) is a failed upload, 426, never 226. A STOR that would replace a
 //!   file truncates it only after the handshake, so a refused data connection leaves the file
 //!   as it was.
-//! - Uploads read into a fixed [`UPLOAD_BUFFER`] and write to the file: bounded memory.
+//! - Buffered uploads read into a fixed [`UPLOAD_BUFFER`] and write to the file: bounded
+//!   memory.
 //! - A transfer that moves no byte for `data_stall_timeout` ends with `426`.
 //! - A rate limit ([`Pacer`]) sleeps between chunks, still watching the control connection.
 
@@ -53,6 +64,9 @@ use crate::storage::map_io_error;
 use crate::stream::{self, DataStream};
 use crate::tls;
 
+pub mod sys;
+pub use sys::sendfile;
+
 /// Bytes per `sendfile` call on the zero-copy path.
 pub const SENDFILE_CHUNK: u64 = 8 * 1024 * 1024;
 /// Size of the buffer of uploads and of buffered retrieves.
@@ -72,7 +86,12 @@ pub const NO_CLOSE_NOTIFY: &str =
 
 /// What a transfer moves, opened.
 enum Source {
-    File(File, u64),
+    /// A file positioned at `offset`, and the bytes to send from there.
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
     Bytes(Vec<u8>),
 }
 
@@ -228,18 +247,22 @@ impl Connection<'_> {
                 let (file, size) = storage()?
                     .open_read(&path, offset)
                     .map_err(TransferError::Storage)?;
-                let stream = self.open_data(flow, data)?;
+                let stream = self.open_data(flow, data, true)?;
                 self.started(flow, None)?;
                 let mut stream = self.protect(flow, stream, protection)?;
                 self.send(
                     flow,
                     &mut stream,
-                    Source::File(file, size.saturating_sub(offset)),
+                    Source::File {
+                        file,
+                        offset,
+                        len: size.saturating_sub(offset),
+                    },
                     representation,
                 )
             }
             TransferKind::Listing { bytes } => {
-                let stream = self.open_data(flow, data)?;
+                let stream = self.open_data(flow, data, true)?;
                 self.started(flow, None)?;
                 let mut stream = self.protect(flow, stream, protection)?;
                 self.send(
@@ -253,18 +276,23 @@ impl Connection<'_> {
                 // The data connection first: opening the file truncates it (STOR), which must
                 // not happen for an upload that then never gets its data connection.
                 storage()?;
-                let stream = self.open_data(flow, data)?;
+                let stream = self.open_data(flow, data, false)?;
                 // Protected: the handshake comes after the 150 and may be refused, so a STOR
-                // opens without truncating and truncates once the data connection is good.
+                // that writes in place opens without truncating and truncates once the data
+                // connection is good. (Atomic uploads write a new partial file: nothing to
+                // protect, and nothing to copy first.)
                 let private = matches!(protection, DataProtection::Private { .. });
-                let open_mode = match mode {
-                    StoreMode::Create if private => StoreMode::Append,
-                    other => other,
-                };
-                let (file, stored_as) = self
+                let storage = self
                     .storage
                     .as_deref()
-                    .ok_or(TransferError::Storage(StorageError::PermissionDenied))?
+                    .ok_or(TransferError::Storage(StorageError::PermissionDenied))?;
+                let open_mode = match mode {
+                    StoreMode::Create if private && !storage.keeps_old_until_finished() => {
+                        StoreMode::Append
+                    }
+                    other => other,
+                };
+                let (mut file, stored_as) = storage
                     .open_write(&path, open_mode)
                     .map_err(TransferError::Storage)?;
                 let unique = (mode == StoreMode::Unique).then_some(stored_as);
@@ -272,6 +300,7 @@ impl Connection<'_> {
                 let mut stream = self.protect(flow, stream, protection)?;
                 if open_mode != mode {
                     file.set_len(0)
+                        .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
                         .map_err(|e| TransferError::Storage(map_io_error(&e)))?;
                 }
                 self.receive(flow, &mut stream, file, representation)
@@ -299,11 +328,13 @@ impl Connection<'_> {
     }
 
     /// Gets the data connection: accepts on the passive listener (watching the control
-    /// connection meanwhile) or connects to the client.
+    /// connection meanwhile) or connects to the client. The socket gets a [`DATA_SLICE`]
+    /// timeout in the direction the bytes go (`sends`: the server sends); TLS sets both.
     fn open_data(
         &mut self,
         flow: &mut Flow,
         endpoint: DataEndpoint,
+        sends: bool,
     ) -> Result<DataStream, TransferError> {
         let timeout = self.shared.settings.data_connect_timeout;
         let tcp = match endpoint {
@@ -342,10 +373,14 @@ impl Connection<'_> {
             )
             .map_err(|e| TransferError::DataConnection(format!("cannot connect to {addr}: {e}")))?,
         };
-        let _ = tcp.set_nodelay(true);
-        tcp.set_write_timeout(Some(DATA_SLICE))
-            .and_then(|()| tcp.set_read_timeout(Some(DATA_SLICE)))
-            .map_err(|e| TransferError::DataConnection(e.to_string()))?;
+        // No TCP_NODELAY on plain data connections: the server writes large chunks, and the
+        // shutdown at the end pushes out the last partial segment at once.
+        if sends {
+            tcp.set_write_timeout(Some(DATA_SLICE))
+        } else {
+            tcp.set_read_timeout(Some(DATA_SLICE))
+        }
+        .map_err(|e| TransferError::DataConnection(e.to_string()))?;
         flow.last_progress = Instant::now();
         Ok(DataStream::Plain(tcp))
     }
@@ -373,6 +408,9 @@ impl Connection<'_> {
                 "the control connection has no TLS session".into(),
             ));
         };
+        // TLS writes small messages (handshake, tickets, close_notify) between large ones:
+        // no Nagle delay for them.
+        let _ = tcp.set_nodelay(true);
         let mut conn =
             ServerConnection::new(config).map_err(|e| TransferError::Tls(e.to_string()))?;
         conn.set_buffer_limit(Some(UPLOAD_BUFFER));
@@ -410,7 +448,7 @@ impl Connection<'_> {
             return Err(TransferError::Tls(NOT_RESUMED.into()));
         }
         flow.last_progress = Instant::now();
-        Ok(DataStream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+        Ok(DataStream::tls(StreamOwned::new(conn, tcp)))
     }
 
     /// The end of the data the server sends: for TLS, close_notify written out (watching the
@@ -483,9 +521,16 @@ impl Connection<'_> {
     ) -> Result<(), TransferError> {
         flow.pacer.begin();
         match (source, representation) {
-            (Source::File(mut file, len), representation) => {
+            (
+                Source::File {
+                    mut file,
+                    offset,
+                    len,
+                },
+                representation,
+            ) => {
                 if representation == Representation::Binary && stream.plain_tcp_mut().is_some() {
-                    match self.sendfile(flow, stream, &file, len)? {
+                    match self.sendfile(flow, stream, &file, offset, len)? {
                         None => return stream.finish().map_err(|e| lost(&e)),
                         // sendfile does not work with this file: go on with read and write.
                         Some(pos) => {
@@ -534,17 +579,11 @@ impl Connection<'_> {
         flow: &mut Flow,
         stream: &mut DataStream,
         file: &File,
+        offset: u64,
         len: u64,
     ) -> Result<Option<u64>, TransferError> {
-        // Linux errno values of "this file cannot be sent that way".
-        const EINVAL: i32 = 22;
-        const ENOSYS: i32 = 38;
-        const EOPNOTSUPP: i32 = 95;
-        let mut reader = file;
-        let mut pos = reader
-            .stream_position()
-            .map_err(|e| TransferError::Storage(map_io_error(&e)))?;
-        let end = pos + len;
+        let mut pos = offset;
+        let end = offset.saturating_add(len);
         while pos < end {
             let Some(tcp) = stream.plain_tcp_mut() else {
                 return Ok(Some(pos));
@@ -557,9 +596,7 @@ impl Connection<'_> {
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => {}
                 Err(e) if is_connection_error(&e) => return Err(lost(&e)),
-                Err(e) if matches!(e.raw_os_error(), Some(EINVAL | ENOSYS | EOPNOTSUPP)) => {
-                    return Ok(Some(pos));
-                }
+                Err(e) if sys::unsupported(&e) => return Ok(Some(pos)),
                 Err(e) => return Err(TransferError::Storage(map_io_error(&e))),
             }
             self.tick(flow, pos - before)?;
@@ -594,7 +631,8 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// An upload: data connection to file, through a fixed buffer.
+    /// An upload: data connection to file, spliced on a plain binary upload (see
+    /// [`Connection::splice_upload`]), else through a fixed buffer.
     fn receive(
         &mut self,
         flow: &mut Flow,
@@ -603,8 +641,50 @@ impl Connection<'_> {
         representation: Representation,
     ) -> Result<(), TransferError> {
         let mut decoder = (representation == Representation::Ascii).then(AsciiDecoder::new);
-        let mut buf = vec![0u8; UPLOAD_BUFFER];
         flow.pacer.begin();
+        let spliced = match stream.plain_tcp_mut() {
+            Some(tcp) if decoder.is_none() => self.splice_upload(flow, tcp, &mut file)?,
+            _ => false,
+        };
+        if !spliced {
+            self.receive_buffered(flow, stream, &mut file, decoder.as_mut())?;
+        }
+        // The data connection ended. A client that died mid-upload closes it like one that
+        // finished (in stream mode the end of the connection is the end of the file); but it
+        // also closes its control connection (its lower descriptor goes first). Whoever is
+        // gone cannot be told 226, so the upload does not count as complete: one more look.
+        if let Some(i) = self.check_control(flow.id, flow.bytes) {
+            return Err(interrupted(i));
+        }
+        if let Some(dec) = decoder.as_mut() {
+            let mut plain = Vec::new();
+            dec.finish(&mut plain);
+            file.write_all(&plain)
+                .map_err(|e| TransferError::Storage(map_io_error(&e)))?;
+        }
+        if stream.is_tls() {
+            // Answer the client's close_notify with ours (clients such as Python's ssl wait
+            // for it). Everything has arrived: a client that has gone already is no failure.
+            if let Err(e) = self.finish_data(flow, stream) {
+                log::debug!(
+                    "session {}: closing the TLS data connection after an upload: {e}",
+                    self.id
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The upload loop through a fixed buffer (TLS, TYPE A, or where splice cannot be used),
+    /// until the data connection ends.
+    fn receive_buffered(
+        &mut self,
+        flow: &mut Flow,
+        stream: &mut DataStream,
+        file: &mut File,
+        mut decoder: Option<&mut AsciiDecoder>,
+    ) -> Result<(), TransferError> {
+        let mut buf = vec![0u8; UPLOAD_BUFFER];
         let mut plain = Vec::new();
         let write_err = |e: io::Error| TransferError::Storage(map_io_error(&e));
         loop {
@@ -631,74 +711,74 @@ impl Connection<'_> {
             }
             self.tick(flow, n as u64)?;
         }
-        // The data connection ended. A client that died mid-upload closes it like one that
-        // finished (in stream mode the end of the connection is the end of the file); but it
-        // also closes its control connection (its lower descriptor goes first). Whoever is
-        // gone cannot be told 226, so the upload does not count as complete: one more look.
-        if let Some(i) = self.check_control(flow.id, flow.bytes) {
-            return Err(interrupted(i));
-        }
-        if let Some(dec) = decoder.as_mut() {
-            plain.clear();
-            dec.finish(&mut plain);
-            file.write_all(&plain).map_err(write_err)?;
-        }
-        if stream.is_tls() {
-            // Answer the client's close_notify with ours (clients such as Python's ssl wait
-            // for it). Everything has arrived: a client that has gone already is no failure.
-            if let Err(e) = self.finish_data(flow, stream) {
-                log::debug!(
-                    "session {}: closing the TLS data connection after an upload: {e}",
-                    self.id
-                );
-            }
-        }
         Ok(())
     }
-}
 
-/// Sends up to `count` bytes of `file`, starting at `*offset`, to `socket` with `sendfile(2)`,
-/// and advances `*offset` by the bytes sent (the file's own position is not used).
-///
-/// A send timeout on the socket makes it return early (with the bytes sent so far, or a
-/// `WouldBlock` error when there were none).
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-pub fn sendfile(
-    socket: &std::net::TcpStream,
-    file: &File,
-    offset: &mut u64,
-    count: usize,
-) -> io::Result<usize> {
-    extern "C" {
-        // off_t is 64 bits on every 64-bit Linux C library.
-        fn sendfile(out_fd: i32, in_fd: i32, offset: *mut i64, count: usize) -> isize;
+    /// The zero-copy upload: `splice(2)` from the socket into a pipe and from the pipe into
+    /// the file, a pipe's worth ([`sys::PIPE_SIZE`], or the rate limit's chunk) at a time,
+    /// ticking between chunks as the buffered loop does (control checks, stall timeout,
+    /// pacing). Returns true when the data connection reached its end, false when splice
+    /// cannot be used here (the caller goes on with read and write from where this stopped:
+    /// every byte taken from the socket is in the file by then).
+    fn splice_upload(
+        &mut self,
+        flow: &mut Flow,
+        tcp: &std::net::TcpStream,
+        file: &mut File,
+    ) -> Result<bool, TransferError> {
+        let Ok(mut pipe) = sys::Pipe::take() else {
+            return Ok(false);
+        };
+        let r = self.splice_chunks(flow, tcp, file, &mut pipe);
+        // Kept for the next transfer only if it is empty.
+        pipe.give_back();
+        r
     }
-    let mut off = i64::try_from(*offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
-    // SAFETY: both descriptors are open for the whole call (they are borrowed from live
-    // objects), and `off` is a valid, exclusive pointer to an i64 for the whole call.
-    let n = unsafe { sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    *offset = u64::try_from(off).unwrap_or(*offset);
-    Ok(n as usize)
-}
 
-/// Elsewhere: a buffered copy with the same contract as the Linux `sendfile`.
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-pub fn sendfile(
-    mut socket: &std::net::TcpStream,
-    file: &File,
-    offset: &mut u64,
-    count: usize,
-) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; count.min(UPLOAD_BUFFER)];
-    let n = file.read_at(&mut buf, *offset)?;
-    let sent = socket.write(&buf[..n])?;
-    *offset += sent as u64;
-    Ok(sent)
+    fn splice_chunks(
+        &mut self,
+        flow: &mut Flow,
+        tcp: &std::net::TcpStream,
+        file: &mut File,
+        pipe: &mut sys::Pipe,
+    ) -> Result<bool, TransferError> {
+        let write_err = |e: &io::Error| TransferError::Storage(map_io_error(e));
+        loop {
+            let want = flow.pacer.chunk(pipe.capacity() as u64) as usize;
+            let n = match pipe.fill_from(tcp, want) {
+                Ok(0) => return Ok(true),
+                Ok(n) => n,
+                Err(e) if is_timeout(&e) => 0,
+                // Nothing was taken from the socket: read and write from here.
+                Err(e) if sys::unsupported(&e) => return Ok(false),
+                Err(e) => return Err(lost(&e)),
+            };
+            let mut spliced = true;
+            // Bounded: each round moves at least one byte of the `n` the pipe holds, or ends.
+            while pipe.held() > 0 {
+                match pipe.drain_to(file, pipe.held()) {
+                    Ok(0) => {
+                        return Err(TransferError::Storage(StorageError::Other(
+                            "the file took no bytes".into(),
+                        )))
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // This file cannot be spliced into (opened for appending, a file system
+                    // without splice): what the pipe holds goes in the ordinary way.
+                    Err(e) if sys::unsupported(&e) => {
+                        pipe.copy_out(&mut *file).map_err(|e| write_err(&e))?;
+                        spliced = false;
+                    }
+                    Err(e) => return Err(write_err(&e)),
+                }
+            }
+            self.tick(flow, n as u64)?;
+            if !spliced {
+                return Ok(false);
+            }
+        }
+    }
 }
 
 fn is_connection_error(e: &io::Error) -> bool {
@@ -732,27 +812,6 @@ fn describe(plan: &TransferPlan) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sendfile_sends_from_the_offset() {
-        use std::net::{TcpListener, TcpStream};
-        let path = std::env::temp_dir().join(format!("wharf-sendfile-{}", std::process::id()));
-        std::fs::write(&path, b"0123456789").unwrap();
-        let file = File::open(&path).unwrap();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let tx = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (mut rx, _) = l.accept().unwrap();
-        let mut off = 3;
-        assert_eq!(sendfile(&tx, &file, &mut off, 4).unwrap(), 4);
-        assert_eq!(off, 7);
-        assert_eq!(sendfile(&tx, &file, &mut off, 100).unwrap(), 3);
-        assert_eq!(sendfile(&tx, &file, &mut off, 100).unwrap(), 0);
-        drop(tx);
-        let mut got = String::new();
-        rx.read_to_string(&mut got).unwrap();
-        assert_eq!(got, "3456789");
-        std::fs::remove_file(&path).unwrap();
-    }
 
     #[test]
     fn pacer_restarts_instead_of_bursting() {

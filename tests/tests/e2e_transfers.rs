@@ -1,0 +1,261 @@
+//! End to end, the data path of uploads: every store mode arrives byte for byte (plain uploads
+//! go through splice(2) where the file allows it, and through read and write where it does not:
+//! an in-place APPE opens its file for appending, which splice refuses); ABOR, STAT, NOOP and
+//! QUIT are answered while an upload waits for its data; a reset data connection is a failed
+//! upload; FTPS uploads in every store mode (over a longer file too) arrive byte for byte.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+use wharf_tests::e2e::{
+    assert_same_bytes, random_bytes, read_file, require, run_client, write_file, Ctrl, Server,
+    ServerOptions, IO_TIMEOUT, PASSWORD, USER,
+};
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/transfer_client.py")
+}
+
+fn python(server: &Server, scenario: &str, extra: &[String]) {
+    let out = run_client(
+        Command::new("python3")
+            .arg(script())
+            .arg(scenario)
+            .arg(server.port().to_string())
+            .arg(USER)
+            .arg(PASSWORD)
+            .arg(server.client_dir())
+            .args(extra)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        Duration::from_secs(180),
+    );
+    out.assert_success(&format!("transfer_client.py {scenario}"));
+    assert!(
+        out.stdout.lines().any(|l| l == format!("PASS {scenario}")),
+        "scenario {scenario} exited 0 without its PASS line:\n{}",
+        out.stdout
+    );
+}
+
+/// The names in the root (the server's hidden files included).
+fn names(server: &Server) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(server.root())
+        .expect("read root")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// PASV, `command`, the 150; returns the open data connection.
+fn start_upload(c: &mut Ctrl, command: &str) -> TcpStream {
+    let addr = c.pasv();
+    let data = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect to the passive port");
+    data.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let r = c.cmd(command);
+    assert_eq!(r.code, 150, "{command}: {r}");
+    data
+}
+
+/// STOR, STOR over a longer file, APPE, REST + STOR, each checked on disk byte for byte.
+fn store_modes(server: &Server) {
+    let mut c = server.login();
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let path = server.root().join("f.bin");
+    let a = random_bytes(5 << 20, 1);
+    let b = random_bytes(1 << 20, 2);
+    let tail = random_bytes(3 << 20, 3);
+    let (first, last) = c.transfer_out("STOR f.bin", &a);
+    assert_eq!(
+        (first.code, last.code),
+        (150, 226),
+        "STOR: {first} / {last}"
+    );
+    assert_same_bytes("STOR", &read_file(&path), &a);
+    let (_, last) = c.transfer_out("STOR f.bin", &b);
+    assert_eq!(last.code, 226, "STOR over a longer file: {last}");
+    assert_same_bytes("STOR over a longer file", &read_file(&path), &b);
+    let (_, last) = c.transfer_out("APPE f.bin", &tail);
+    assert_eq!(last.code, 226, "APPE: {last}");
+    let mut want = b.clone();
+    want.extend_from_slice(&tail);
+    assert_same_bytes("APPE", &read_file(&path), &want);
+    // PASV, REST, STOR (REST applies to the command right after it).
+    let addr = c.pasv();
+    let mut data = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    assert_eq!(c.cmd("REST 1000").code, 350);
+    let r = c.cmd("STOR f.bin");
+    assert_eq!(r.code, 150, "REST + STOR: {r}");
+    data.write_all(&a).expect("send");
+    drop(data);
+    let last = c.reply();
+    assert_eq!(last.code, 226, "REST + STOR: {last}");
+    let mut want = b[..1000].to_vec();
+    want.extend_from_slice(&a);
+    assert_same_bytes("REST + STOR", &read_file(&path), &want);
+    // APPE to a new name creates it.
+    let (_, last) = c.transfer_out("APPE new.bin", &tail);
+    assert_eq!(last.code, 226, "APPE to a new file: {last}");
+    assert_same_bytes(
+        "APPE to a new file",
+        &read_file(server.root().join("new.bin")),
+        &tail,
+    );
+    assert_eq!(c.cmd("QUIT").code, 221);
+    assert_eq!(names(server), ["f.bin", "new.bin"], "no partial file left");
+}
+
+#[test]
+fn plain_uploads_arrive_byte_for_byte_in_every_store_mode_atomic() {
+    let server = Server::start("transfers-modes-atomic");
+    store_modes(&server);
+}
+
+#[test]
+fn plain_uploads_arrive_byte_for_byte_in_every_store_mode_in_place() {
+    // Without atomic uploads APPE writes in place to a file opened for appending: splice(2)
+    // refuses such a file, and the upload goes on with read and write.
+    let server = Server::start_with(
+        "transfers-modes-in-place",
+        ServerOptions::default().config("atomic_uploads = false\n"),
+    );
+    store_modes(&server);
+}
+
+#[test]
+fn stat_and_noop_are_answered_while_an_upload_waits_for_data() {
+    let server = Server::start("transfers-stat-mid-upload");
+    let mut c = server.login();
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let part1 = random_bytes(300_000, 4);
+    let part2 = random_bytes(200_000, 5);
+    let mut data = start_upload(&mut c, "STOR up.bin");
+    data.write_all(&part1).expect("send part 1");
+    let r = c.cmd("STAT");
+    assert_eq!(r.code, 213, "STAT mid-upload: {r}");
+    let text = r.lines.join(" ");
+    let so_far: u64 = text
+        .split("in progress, ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no progress count in {text:?}"));
+    assert!(
+        so_far <= part1.len() as u64,
+        "{so_far} bytes counted of {}",
+        part1.len()
+    );
+    let r = c.cmd("NOOP");
+    assert_eq!(r.code, 200, "NOOP mid-upload: {r}");
+    data.write_all(&part2).expect("send part 2");
+    drop(data);
+    let r = c.reply();
+    assert_eq!(r.code, 226, "end of the upload: {r}");
+    assert!(r.lines[0].contains("500000 bytes"), "{r}");
+    let mut want = part1;
+    want.extend_from_slice(&part2);
+    assert_same_bytes("up.bin", &read_file(server.root().join("up.bin")), &want);
+}
+
+#[test]
+fn abor_stops_an_upload_and_the_session_goes_on() {
+    let server = Server::start("transfers-abor-upload");
+    write_file(server.root().join("keep.bin"), b"old content");
+    let mut c = server.login();
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let mut data = start_upload(&mut c, "STOR keep.bin");
+    data.write_all(&random_bytes(400_000, 6)).expect("send");
+    let r = c.cmd("ABOR");
+    assert_eq!(r.code, 426, "first reply to ABOR: {r}");
+    let r = c.reply();
+    assert_eq!(r.code, 226, "second reply to ABOR: {r}");
+    drop(data);
+    // The aborted upload never replaced the file, and left nothing behind.
+    assert_eq!(read_file(server.root().join("keep.bin")), b"old content");
+    assert_eq!(names(&server), ["keep.bin"]);
+    // The next upload on the same session is complete.
+    let next = random_bytes(700_000, 7);
+    let (_, last) = c.transfer_out("STOR keep.bin", &next);
+    assert_eq!(last.code, 226, "upload after ABOR: {last}");
+    assert_same_bytes(
+        "keep.bin",
+        &read_file(server.root().join("keep.bin")),
+        &next,
+    );
+}
+
+#[test]
+fn quit_during_an_upload_lets_it_finish_then_says_goodbye() {
+    let server = Server::start("transfers-quit-upload");
+    let mut c = server.login();
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let bytes = random_bytes(600_000, 8);
+    let mut data = start_upload(&mut c, "STOR q.bin");
+    data.write_all(&bytes[..200_000]).expect("send");
+    c.send("QUIT");
+    // Give the server a moment to read QUIT mid-upload (not needed for correctness: either
+    // way the replies below must come in this order).
+    thread::sleep(Duration::from_millis(100));
+    data.write_all(&bytes[200_000..]).expect("send the rest");
+    drop(data);
+    let r = c.reply();
+    assert_eq!(r.code, 226, "end of the upload: {r}");
+    let r = c.reply();
+    assert_eq!(r.code, 221, "QUIT: {r}");
+    assert!(c.closed_within(Duration::from_secs(10)));
+    assert_same_bytes("q.bin", &read_file(server.root().join("q.bin")), &bytes);
+}
+
+#[test]
+fn a_reset_data_connection_is_a_failed_upload() {
+    if !require("python3") {
+        return;
+    }
+    let server = Server::start("transfers-reset");
+    python(&server, "reset_upload", &[]);
+    // Nothing under the final name (atomic uploads), no partial file left.
+    assert_eq!(names(&server), ["after.bin"]);
+}
+
+#[test]
+fn ftps_uploads_arrive_byte_for_byte_in_every_store_mode() {
+    if !require("python3") {
+        return;
+    }
+    for (name, config) in [
+        ("transfers-ftps-atomic", ""),
+        ("transfers-ftps-in-place", "atomic_uploads = false\n"),
+    ] {
+        let server = Server::start_with(name, ServerOptions::default().config(config));
+        let cdir = server.client_dir();
+        let a = random_bytes(3 << 20, 9);
+        let b = random_bytes(700_000, 10);
+        let c = random_bytes(1 << 20, 11);
+        write_file(cdir.join("a.bin"), &a);
+        write_file(cdir.join("b.bin"), &b);
+        write_file(cdir.join("c.bin"), &c);
+        // Longer than anything uploaded over it.
+        write_file(
+            server.root().join("replace.bin"),
+            &random_bytes(6 << 20, 12),
+        );
+        let cafile = server.self_signed_cert().to_string_lossy().into_owned();
+        python(&server, "tls_store_modes", &[cafile]);
+        let mut want = b[..1000].to_vec();
+        want.extend_from_slice(&a);
+        assert_same_bytes(
+            &format!("{name}: replace.bin"),
+            &read_file(server.root().join("replace.bin")),
+            &want,
+        );
+        assert_eq!(
+            names(&server),
+            ["replace.bin"],
+            "{name}: no partial file left"
+        );
+    }
+}
