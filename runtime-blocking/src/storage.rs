@@ -1720,5 +1720,47 @@ mod tests {
         }
         all.sort();
         assert_eq!(all, ["d", "d/f.txt"]);
+        // A file replaced by an upload keeps its bits on disk; APPE keeps the old content.
+        fs::set_permissions(root.join("d/f.txt"), fs::Permissions::from_mode(0o604)).unwrap();
+        upload(&fs, "/d/f.txt", StoreMode::Create, None, b"new");
+        upload(&fs, "/d/f.txt", StoreMode::Append, None, b"+more");
+        assert_eq!(mode("d/f.txt"), 0o604);
+        assert_eq!(fs::read(root.join("d/f.txt")).unwrap(), b"new+more");
+    }
+
+    #[test]
+    fn deep_paths_resolve_as_realpath_would() {
+        let (t, fs) = setup("deep");
+        let root = t.0.join("root");
+        fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        fs::write(root.join("sub/deeper/f"), b"f").unwrap();
+        symlink(t.0.join("outside"), root.join("sub/out")).unwrap();
+        symlink(root.join("sub/deeper"), root.join("sub/in")).unwrap();
+        // No link on the way: the path as spelt.
+        let (real, meta) = fs.existing_meta(&vp("/sub/deeper/f")).unwrap();
+        assert_eq!(real, fs::canonicalize(root.join("sub/deeper/f")).unwrap());
+        assert!(meta.is_file());
+        let (real, meta) = fs.existing_meta(&VirtualPath::root()).unwrap();
+        assert_eq!((real.as_path(), meta.is_dir()), (fs.root(), true));
+        // A link below the root, leading inside: followed, reported by its real path.
+        let (real, _) = fs.existing_meta(&vp("/sub/in/f")).unwrap();
+        assert_eq!(real, fs::canonicalize(root.join("sub/deeper/f")).unwrap());
+        assert_eq!(fs.stat(&vp("/sub/in/f")).unwrap().size, 1);
+        // Leading out, at any depth: refused, for reading and for writing.
+        assert_eq!(
+            fs.stat(&vp("/sub/out/secret")),
+            Err(StorageError::PermissionDenied)
+        );
+        assert_eq!(
+            fs.open_write(&vp("/sub/out/new"), StoreMode::Create).err(),
+            Some(StorageError::PermissionDenied)
+        );
+        // Missing components and files used as folders give the errors realpath gives.
+        assert_eq!(fs.stat(&vp("/sub/nope/f")), Err(StorageError::NotFound));
+        assert_eq!(fs.stat(&vp("/a.txt/f")), Err(StorageError::NotADirectory));
+        assert_eq!(
+            fs.open_write(&vp("/a.txt/f"), StoreMode::Create).err(),
+            Some(StorageError::NotADirectory)
+        );
     }
 }
