@@ -20,10 +20,12 @@
 //! - Binary upload on a plain socket on Linux: `splice(2)` from the socket into a pipe and
 //!   from the pipe into the file (one copy, into the page cache, instead of two), a pipe's
 //!   worth ([`sys::PIPE_SIZE`]) at a time, with a [`DATA_SLICE`] receive timeout; the pipe is
-//!   kept by the worker thread for its next upload when it is empty. Where splice cannot be
-//!   used (a file opened for appending, a file system without it) the upload goes on with
-//!   read and write from where it stopped, every byte taken from the socket already in the
-//!   file. See [`sys`] for the system calls.
+//!   kept by the worker thread for its next upload when it is empty (at most
+//!   [`sys::MAX_SPARE_PIPES`] are kept: pipes count against a per-account quota). Where splice
+//!   cannot be used (a file opened for appending, a file system without it, no pipe of a
+//!   useful size left in the quota) the upload goes on with read and write from where it
+//!   stopped, every byte taken from the socket already in the file. See [`sys`] for the
+//!   system calls.
 //! - Everything else (TYPE A, listings, TLS) goes through a buffer: TYPE A applies the
 //!   core's codecs; TLS reads [`UPLOAD_BUFFER`] of the file at a time and writes it all
 //!   through rustls, and reads uploads a large slice of the socket at a time

@@ -18,10 +18,19 @@
 use std::fs::File;
 use std::io;
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The capacity asked for a splice pipe: the largest an unprivileged process gets by
-/// default (`/proc/sys/fs/pipe-max-size`).
-pub const PIPE_SIZE: usize = 1024 * 1024;
+/// The capacity asked for a splice pipe (64 pages). Pipe capacity counts against a per-user
+/// quota (`/proc/sys/fs/pipe-user-pages-soft`, 64 MiB by default) shared with every other
+/// pipe the server's account makes; this size keeps [`MAX_SPARE_PIPES`] idle pipes at a
+/// quarter of it, and a chunk is still large enough that the two system calls per chunk cost
+/// next to nothing beside the bytes they move.
+pub const PIPE_SIZE: usize = 256 * 1024;
+/// The smallest pipe worth splicing through: over its quota the system hands out pipes of a
+/// page or two, and then read and write with a large buffer are faster.
+pub const MIN_PIPE_SIZE: usize = 64 * 1024;
+/// The most empty pipes kept for the next upload, over all worker threads.
+pub const MAX_SPARE_PIPES: usize = 64;
 
 /// Whether `e` says the kernel cannot do this operation with these descriptors (a file
 /// system without splice support, a file opened for appending, an old kernel): the caller
@@ -144,20 +153,44 @@ pub struct Pipe {
     held: usize,
 }
 
+/// How many spare pipes exist ([`Spare`]s alive), over all threads.
+static SPARES: AtomicUsize = AtomicUsize::new(0);
+
+/// A pipe kept by a thread for its next upload; counted in [`SPARES`] while it lives (also
+/// when its thread ends and drops it).
+#[derive(Debug)]
+struct Spare(Option<Pipe>);
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        SPARES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 thread_local! {
     /// The empty pipe of this thread, kept between transfers (a worker thread runs one
     /// transfer at a time), so that small uploads do not make a pipe each.
-    static SPARE: std::cell::RefCell<Option<Pipe>> = const { std::cell::RefCell::new(None) };
+    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Pipe {
-    /// This thread's spare pipe, or a new one of [`PIPE_SIZE`] (or whatever capacity the
-    /// system grants: the default 64 KiB when the user's pipe quota is used up).
+    /// This thread's spare pipe, or a new one of [`PIPE_SIZE`]. `Unsupported` when the
+    /// system grants less than [`MIN_PIPE_SIZE`] (the account's pipe quota is used up).
     pub fn take() -> io::Result<Pipe> {
-        if let Some(p) = SPARE.with(|s| s.borrow_mut().take()) {
+        if let Some(p) = SPARE
+            .with(|s| s.borrow_mut().take())
+            .and_then(|mut s| s.0.take())
+        {
             return Ok(p);
         }
-        Pipe::new(PIPE_SIZE)
+        let p = Pipe::new(PIPE_SIZE)?;
+        if p.capacity < MIN_PIPE_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("only a {} byte pipe is available", p.capacity),
+            ));
+        }
+        Ok(p)
     }
 
     /// A new pipe of about `size` bytes (close-on-exec, blocking).
@@ -172,11 +205,21 @@ impl Pipe {
         })
     }
 
-    /// Keeps the pipe for this thread's next transfer when it is empty; closes it otherwise
-    /// (what it holds is lost with it).
+    /// Keeps the pipe for this thread's next transfer when it is empty and fewer than
+    /// [`MAX_SPARE_PIPES`] are kept; closes it otherwise (what it holds is lost with it).
     pub fn give_back(self) {
-        if self.held == 0 {
-            SPARE.with(|s| *s.borrow_mut() = Some(self));
+        if self.held != 0 || self.capacity < MIN_PIPE_SIZE {
+            return;
+        }
+        let counted = SPARES
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_SPARE_PIPES).then_some(n + 1)
+            })
+            .is_ok();
+        if counted {
+            let spare = Spare(Some(self));
+            // A spare already there (not expected: take() empties the slot) is dropped.
+            SPARE.with(|s| *s.borrow_mut() = Some(spare));
         }
     }
 
@@ -430,16 +473,59 @@ mod tests {
     }
 
     #[test]
-    fn a_pipe_that_holds_bytes_is_not_kept() {
-        let mut p = Pipe::new(4096).unwrap();
+    fn only_empty_pipes_are_kept_and_they_are_counted() {
+        let mut p = Pipe::new(MIN_PIPE_SIZE).unwrap();
         p.held = 1;
         p.give_back();
-        // The spare is empty: take() makes a new, empty pipe.
-        assert_eq!(Pipe::take().unwrap().held(), 0);
-        let q = Pipe::new(4096).unwrap();
-        let cap = q.capacity();
+        // Nothing kept: take() makes a new, empty pipe of the full size.
+        let fresh = Pipe::take().unwrap();
+        assert_eq!((fresh.held(), fresh.capacity()), (0, PIPE_SIZE));
+        drop(fresh);
+        // An empty pipe is kept (told apart by its size) and counted while it is.
+        let q = Pipe::new(2 * MIN_PIPE_SIZE).unwrap();
+        assert_eq!(q.capacity(), 2 * MIN_PIPE_SIZE);
         q.give_back();
-        assert_eq!(Pipe::take().unwrap().capacity(), cap);
+        assert!(SPARES.load(Ordering::Relaxed) >= 1);
+        assert_eq!(Pipe::take().unwrap().capacity(), 2 * MIN_PIPE_SIZE);
+        // Pipes too small to be worth it are not kept.
+        Pipe::new(4096).unwrap().give_back();
+        assert_eq!(Pipe::take().unwrap().capacity(), PIPE_SIZE);
+    }
+
+    #[test]
+    fn spares_stop_at_the_limit() {
+        use std::sync::{Arc, Barrier};
+        let n = MAX_SPARE_PIPES + 8;
+        let counted = Arc::new(Barrier::new(n + 1));
+        let release = Arc::new(Barrier::new(n + 1));
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let (counted, release) = (counted.clone(), release.clone());
+                std::thread::spawn(move || {
+                    Pipe::new(MIN_PIPE_SIZE).unwrap().give_back();
+                    let kept = SPARE.with(|s| s.borrow().is_some());
+                    counted.wait();
+                    // Hold the spare until every thread has tried.
+                    release.wait();
+                    kept
+                })
+            })
+            .collect();
+        counted.wait();
+        assert!(SPARES.load(Ordering::Relaxed) <= MAX_SPARE_PIPES);
+        release.wait();
+        let kept = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|&k| k)
+            .count();
+        // Other tests may hold a spare or two at the same moment.
+        assert!(
+            (MAX_SPARE_PIPES - 4..=MAX_SPARE_PIPES).contains(&kept),
+            "{kept} spares kept"
+        );
+        // Their threads ended: their spares are gone and uncounted.
+        assert!(SPARES.load(Ordering::Relaxed) <= 4);
     }
 
     #[test]
