@@ -43,6 +43,13 @@ use crate::conn::Connection;
 use crate::tls::TlsContext;
 use crate::users::Users;
 
+/// The listen backlog asked for: connections the kernel completes and queues before the
+/// acceptor takes them. A burst of clients (200 connecting at once) must fit: a full queue
+/// drops SYNs, and the client retries only after a second. The kernel caps it at
+/// `net.core.somaxconn` (4096 since Linux 5.4).
+pub const LISTEN_BACKLOG: i32 = 4096;
+/// Below this `net.core.somaxconn` the server warns at start.
+const SMALL_SOMAXCONN: i32 = 1024;
 /// Stack size of a worker thread.
 pub const WORKER_STACK: usize = 256 * 1024;
 /// How long an idle worker waits for another connection before it ends.
@@ -267,14 +274,13 @@ impl Server {
         };
         let plain = shared.settings.listen.iter().map(|a| (a, false));
         for (addr, implicit) in plain.chain(implicit.iter().map(|a| (a, true))) {
-            let l = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            l.set_nonblocking(true)
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let l = listen(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             listeners.push(Listener {
                 socket: l,
                 implicit,
             });
         }
+        warn_small_somaxconn();
         Ok(Server {
             shared: Arc::new(shared),
             listeners,
@@ -382,6 +388,42 @@ impl Server {
                 info!("connection from {peer} refused: too many connections (limit {limit})");
                 refuse(stream, limit, implicit);
             }
+        }
+    }
+}
+
+/// A non-blocking listening socket on `addr` with a [`LISTEN_BACKLOG`] queue (std's
+/// `TcpListener::bind` asks for 128) and `SO_REUSEADDR`, as std sets it.
+fn listen(addr: &SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&(*addr).into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Where Linux keeps the cap on every listen backlog.
+const SOMAXCONN_FILE: &str = "/proc/sys/net/core/somaxconn";
+
+/// Logs a warning when the kernel caps listen backlogs far below [`LISTEN_BACKLOG`] (a burst
+/// of connections then overflows the queue and waits for SYN retransmits, a second or more).
+fn warn_small_somaxconn() {
+    let Ok(text) = std::fs::read_to_string(SOMAXCONN_FILE) else {
+        return;
+    };
+    if let Ok(n) = text.trim().parse::<i32>() {
+        if n < SMALL_SOMAXCONN {
+            warn!(
+                "{SOMAXCONN_FILE} is {n}: the kernel shortens the listen queue to that, and a \
+                 burst of more connections waits a second or more for retransmits; raise it \
+                 (sysctl -w net.core.somaxconn={LISTEN_BACKLOG})"
+            );
         }
     }
 }
