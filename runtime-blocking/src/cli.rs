@@ -662,7 +662,8 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
         );
         log::debug!("TLS settings: {:?}", ctx.settings());
     }
-    let users = Users::new(data, extra, anonymous_root).map_err(|e| vec![e])?;
+    let users =
+        Users::new(data, extra, anonymous_root, settings.login_cache).map_err(|e| vec![e])?;
     let events = crate::events::EventHub::open(&settings)
         .map_err(|(key, m)| vec![ConfigError::new(&config_name, key, m).to_string()])?;
     let mut shared = Shared::new(settings, users, tls.clone());

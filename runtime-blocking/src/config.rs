@@ -140,6 +140,15 @@ pub struct Settings {
     pub max_login_failures: u32,
     /// `login_failure_delay_ms`: delay before the `530` of a failed login. Default 1000.
     pub login_failure_delay: Duration,
+    /// `login_cache_secs`: how long a successful password check is remembered, so that the
+    /// same user logging in again with the same password skips the argon2 verification
+    /// (one costs ~9 ms of CPU); 0 turns it off. Failed logins always pay the full check.
+    /// The trade-off: while an entry lives (in memory only, as an HMAC under a random
+    /// per-process key), someone able to read the server's memory could test guesses of
+    /// that password quickly. A password change or a reload of the user store voids the
+    /// entries. See the users module and the README (Security defaults). Default 300 (0 to
+    /// 86400).
+    pub login_cache: Duration,
     /// `max_line_length`: longest command line in bytes; longer ones get `500`. Default 4096.
     pub max_line_length: usize,
     /// `allow_foreign_data_address`: allow PORT/EPRT to, and passive connections from,
@@ -268,6 +277,7 @@ impl Default for Settings {
             login_timeout: core.login_timeout,
             max_login_failures: core.max_login_failures,
             login_failure_delay: core.login_failure_delay,
+            login_cache: crate::users::DEFAULT_LOGIN_CACHE,
             max_line_length: core.max_line_len,
             allow_foreign_data_address: false,
             allow_privileged_data_port: false,
@@ -325,6 +335,7 @@ pub const KEYS: &[&str] = &[
     "login_timeout_secs",
     "max_login_failures",
     "login_failure_delay_ms",
+    "login_cache_secs",
     "max_line_length",
     "allow_foreign_data_address",
     "allow_privileged_data_port",
@@ -840,6 +851,11 @@ impl Settings {
                         s.login_failure_delay = Duration::from_millis(n as u64);
                     }
                 }
+                "login_cache_secs" => {
+                    if let Some(n) = r.int(k, v, 0, 86_400) {
+                        s.login_cache = Duration::from_secs(n as u64);
+                    }
+                }
                 "max_line_length" => {
                     if let Some(n) = r.int(k, v, 128, 65_536) {
                         s.max_line_length = n as usize;
@@ -1057,6 +1073,7 @@ mod tests {
         let s = Settings::parse("", "wharf.toml", Path::new("")).unwrap();
         assert_eq!(s.listen, vec!["127.0.0.1:2121".parse().unwrap()]);
         assert_eq!(s.max_connections, 512);
+        assert_eq!(s.login_cache, Duration::from_secs(300));
         assert_eq!(s.idle_timeout, Duration::from_secs(300));
         assert_eq!(s.data_stall_timeout, Duration::from_secs(300));
         assert!(s.passive_ports.is_any() && !s.anonymous);
@@ -1084,6 +1101,7 @@ mod tests {
             login_timeout_secs = 8
             max_login_failures = 9
             login_failure_delay_ms = 10
+            login_cache_secs = 0
             max_line_length = 1000
             allow_foreign_data_address = true
             allow_privileged_data_port = true
@@ -1110,6 +1128,7 @@ mod tests {
         assert!(s.users_file_explicit && s.anonymous);
         assert_eq!(s.anonymous_root(), Path::new("/etc/wharf/pub"));
         assert_eq!((s.max_connections, s.max_connections_per_ip), (10, 2));
+        assert!(s.login_cache.is_zero());
         assert_eq!(s.passive_ports.len(), 12);
         assert_eq!(s.passive_address, Some("203.0.113.7".parse().unwrap()));
         assert_eq!(s.active_local_port, Some(2020));

@@ -25,6 +25,34 @@
 //! CPU runs at a time ([`VerifyGate`]): a burst of logins queues instead of allocating
 //! `m` KiB per waiting thread.
 //!
+//! # The login cache (`login_cache_secs`)
+//! A login whose password was verified a moment ago need not pay argon2 again: [`LoginCache`]
+//! remembers, for `login_cache_secs` (default [`DEFAULT_LOGIN_CACHE`]), that a (user,
+//! password, stored hash) triple was verified, as an HMAC-SHA256 tag under a key drawn at
+//! random when the process starts (never written anywhere). What it changes and what it
+//! does not:
+//! - The stored hashes stay argon2id with the parameters below; nothing weaker is written.
+//! - Only successful verifications of enabled accounts enter; the cache is looked at only
+//!   for an account that would be let in (existing, enabled, its partner known). A wrong
+//!   password, an unknown user (the dummy hash) or a disabled account always pays the full
+//!   argon2 cost, so guessing costs what it did and a failure takes the same time whatever
+//!   its reason.
+//! - A changed password changes the stored hash, which is part of the tag: the old entry no
+//!   longer matches. A reload of the store empties the cache. Entries expire after the TTL;
+//!   at most [`LOGIN_CACHE_ENTRIES`] are kept.
+//! - The trade-off: while an entry lives, someone who can read the server's memory (root,
+//!   a core dump) could test guesses of that password at HMAC speed instead of argon2
+//!   speed, for the users who logged in within the TTL. Whoever reads the memory of a
+//!   running server can also read passwords as they arrive, so the exposure added is small;
+//!   `login_cache_secs = 0` turns the cache off for those who want none.
+//! - Why: a partner's scripts log in again and again with the same account (one session per
+//!   file, many at once); with the cache, a burst of them costs one verification, not one
+//!   each (~9 ms of CPU per argon2 verification caps a 2-core machine near 200 logins a
+//!   second). Directory servers do the same (PingDirectory's encoded-password cache).
+//!
+//! Logins waiting for the verification gate look at the cache again once they get in, so a
+//! burst of logins with the same credentials runs at most one verification per CPU.
+//!
 //! # Hash parameters
 //! New hashes use argon2id with m = 19 MiB, t = 1, p = 1 ([`hash_params`]). OWASP's minimum
 //! is m = 19 MiB with t = 2; with t = 2 one verification took ~21 ms on the 2-core machine
@@ -39,6 +67,7 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use wharf_core::action::UserSummary;
 use wharf_core::policy::IpFilter;
 use wharf_core::{Account, LoginError, TlsOverride};
@@ -52,6 +81,11 @@ pub const HASH_M_KIB: u32 = 19 * 1024;
 pub const HASH_T: u32 = 1;
 /// Lanes of new hashes.
 pub const HASH_P: u32 = 1;
+
+/// How long a verified login is remembered by default (`login_cache_secs`).
+pub const DEFAULT_LOGIN_CACHE: Duration = Duration::from_secs(300);
+/// The most verified logins the cache remembers at once.
+pub const LOGIN_CACHE_ENTRIES: usize = 10_000;
 
 /// The argon2id parameters of new hashes (see the module documentation for why).
 pub fn hash_params() -> Params {
@@ -109,7 +143,9 @@ fn grow(memory: &mut Vec<Block>, blocks: usize) {
 }
 
 /// Whether `password` matches the PHC string `hash`, computing in `memory` (grown when the
-/// hash asks for more). A malformed hash matches nothing.
+/// hash asks for more). A malformed hash matches nothing. Out of line: its parsed hash and
+/// buffers need not be in the frame of every login (cache hits skip it).
+#[inline(never)]
 fn verify_in(hash: &str, password: &str, memory: &mut Vec<Block>) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
@@ -205,6 +241,101 @@ impl VerifyGate {
         // The memory goes back (and a waiter is woken) even if `f` panics.
         let mut lent = Release(self, None);
         f(lent.1.insert(memory))
+    }
+}
+
+/// Recently verified credentials (see the module documentation): HMAC-SHA256 tags of
+/// (user, password, stored hash) under a per-process random key, each with its expiry.
+pub struct LoginCache {
+    key: ring::hmac::Key,
+    ttl: Duration,
+    max: usize,
+    entries: parking_lot::Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl std::fmt::Debug for LoginCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither the key nor the tags.
+        f.debug_struct("LoginCache")
+            .field("ttl", &self.ttl)
+            .field("max", &self.max)
+            .field("entries", &self.entries.lock().len())
+            .finish()
+    }
+}
+
+impl LoginCache {
+    /// An empty cache keeping entries for `ttl`, at most `max` of them, under a fresh random
+    /// key.
+    pub fn new(ttl: Duration, max: usize) -> Result<LoginCache, String> {
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+            .map_err(|_| "cannot draw a random key for the login cache".to_string())?;
+        Ok(LoginCache {
+            key,
+            ttl,
+            max: max.max(1),
+            entries: parking_lot::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The tag of a login: each part length-prefixed, so that no two triples share it.
+    fn tag(&self, user: &str, password: &str, hash: &str) -> [u8; 32] {
+        let mut ctx = ring::hmac::Context::with_key(&self.key);
+        for part in [user, password, hash] {
+            ctx.update(&(part.len() as u64).to_le_bytes());
+            ctx.update(part.as_bytes());
+        }
+        let mut tag = [0u8; 32];
+        tag.copy_from_slice(ctx.sign().as_ref());
+        tag
+    }
+
+    /// Whether `tag` was verified and has not expired at `now` (an expired entry goes).
+    fn hit(&self, tag: &[u8; 32], now: Instant) -> bool {
+        let mut entries = self.entries.lock();
+        match entries.get(tag) {
+            Some(&until) if now < until => true,
+            Some(_) => {
+                entries.remove(tag);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers a verified `tag` until `now` + TTL. When full, expired entries go first,
+    /// then the one closest to expiry.
+    fn insert(&self, tag: [u8; 32], now: Instant) {
+        let mut entries = self.entries.lock();
+        if entries.len() >= self.max && !entries.contains_key(&tag) {
+            entries.retain(|_, until| now < *until);
+            if entries.len() >= self.max {
+                let oldest = entries
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(t, _)| *t);
+                if let Some(t) = oldest {
+                    entries.remove(&t);
+                }
+            }
+        }
+        entries.insert(tag, now + self.ttl);
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.entries.lock().clear();
+    }
+
+    /// How many entries are held (expired ones included until they are looked at).
+    pub fn len(&self) -> usize {
+        self.entries.lock().len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -373,12 +504,15 @@ impl UserStore {
     /// anonymous login, whether or not the user exists and whether or not it is enabled, so
     /// that a failure takes the same time whatever its reason.
     pub fn authenticate(&self, user: &str, password: &str) -> Result<Login, LoginError> {
-        self.authenticate_counting(user, password, &mut 0)
+        self.authenticate_with(None, user, password, &mut 0)
     }
 
-    /// [`UserStore::authenticate`], counting the verifications it runs (for tests).
-    fn authenticate_counting(
+    /// [`UserStore::authenticate`] with a [`LoginCache`]: an account that would be let in
+    /// and whose credentials are in the cache skips the verification; every other check
+    /// runs exactly one, as without a cache. Counts the verifications it runs (for tests).
+    fn authenticate_with(
         &self,
+        cache: Option<&LoginCache>,
         user: &str,
         password: &str,
         verifications: &mut u32,
@@ -388,10 +522,32 @@ impl UserStore {
         }
         let entry = self.users.get(user);
         let hash = entry.map_or(&*self.dummy_hash, |e| e.password_hash.as_str());
-        *verifications += 1;
-        let ok = gate().run(|memory| verify_in(hash, password, memory));
-        match entry {
-            Some(e) if ok => self.login_for(e).ok_or(LoginError::Invalid),
+        // None for an unknown or disabled user (or one of an unknown partner): refused
+        // whatever the password, after a full verification.
+        let login = entry.and_then(|e| self.login_for(e));
+        let cached = match (cache, &login) {
+            (Some(cache), Some(_)) => Some((cache, cache.tag(user, password, hash))),
+            _ => None,
+        };
+        let hit = |now: Instant| cached.as_ref().is_some_and(|(c, tag)| c.hit(tag, now));
+        if hit(Instant::now()) {
+            return login.ok_or(LoginError::Invalid);
+        }
+        let ok = gate().run(|memory| {
+            // Verified by another login while this one waited for the gate?
+            if hit(Instant::now()) {
+                return true;
+            }
+            *verifications += 1;
+            let ok = verify_in(hash, password, memory);
+            // Remembered before the permit goes back, so that the next waiter finds it.
+            if let (true, Some((cache, tag))) = (ok, &cached) {
+                cache.insert(*tag, Instant::now());
+            }
+            ok
+        });
+        match login {
+            Some(login) if ok => Ok(login),
             _ => Err(LoginError::Invalid),
         }
     }
@@ -435,19 +591,29 @@ impl UserStore {
 pub struct Users {
     current: RwLock<Arc<UserStore>>,
     extra: Vec<UserEntry>,
+    /// Verified logins remembered for `login_cache_secs`; none when that is 0.
+    cache: Option<LoginCache>,
 }
 
 impl Users {
-    /// The accounts of `data` plus `extra` (which win over store accounts of the same name).
+    /// The accounts of `data` plus `extra` (which win over store accounts of the same name),
+    /// remembering verified logins for `login_cache` (zero: not at all).
     pub fn new(
         data: StoreData,
         extra: Vec<UserEntry>,
         anonymous_root: Option<PathBuf>,
+        login_cache: Duration,
     ) -> Result<Users, String> {
         let store = UserStore::new(merge(data, &extra), anonymous_root)?;
+        let cache = if login_cache.is_zero() {
+            None
+        } else {
+            Some(LoginCache::new(login_cache, LOGIN_CACHE_ENTRIES)?)
+        };
         Ok(Users {
             current: RwLock::new(Arc::new(store)),
             extra,
+            cache,
         })
     }
 
@@ -461,12 +627,22 @@ impl Users {
         let mut current = self.current.write();
         let next = Arc::new(current.with_data(merge(data, &self.extra)));
         *current = next.clone();
+        // Nothing verified against an older reading of the store is taken on trust.
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
         next
     }
 
-    /// [`UserStore::authenticate`] on the accounts now.
+    /// [`UserStore::authenticate`] on the accounts now, with the login cache.
     pub fn authenticate(&self, user: &str, password: &str) -> Result<Login, LoginError> {
-        self.get().authenticate(user, password)
+        self.get()
+            .authenticate_with(self.cache.as_ref(), user, password, &mut 0)
+    }
+
+    /// The login cache, when on.
+    pub fn login_cache(&self) -> Option<&LoginCache> {
+        self.cache.as_ref()
     }
 
     /// [`UserStore::authenticate_certificate`] on the accounts now.
@@ -563,7 +739,7 @@ mod tests {
             ("off", "secret"),
         ] {
             let mut n = 0;
-            let _ = s.authenticate_counting(user, pw, &mut n);
+            let _ = s.authenticate_with(None, user, pw, &mut n);
             assert_eq!(n, 1, "{user}");
         }
         // A disabled account is refused like a wrong password, by password or certificate.
@@ -595,7 +771,7 @@ mod tests {
              idle_time_secs = 30\nupload_rate = 1000\nmax_logins = 2\nallow_ip = [\"127.0.0.0/8\"]\n"
         );
         let data = store::parse(&text, "u.toml", Path::new("/etc"), Path::new("/srv/p")).unwrap();
-        let users = Users::new(data, Vec::new(), None).unwrap();
+        let users = Users::new(data, Vec::new(), None, DEFAULT_LOGIN_CACHE).unwrap();
         let login = users.authenticate("acme/alice", "pw").unwrap();
         let a = &login.account;
         assert_eq!(
@@ -620,7 +796,7 @@ mod tests {
 
         // A reload replaces the accounts; --user accounts stay.
         let extra = vec![home_user("cli", "c", "/root-dir")];
-        let users = Users::new(StoreData::default(), extra, None).unwrap();
+        let users = Users::new(StoreData::default(), extra, None, DEFAULT_LOGIN_CACHE).unwrap();
         assert!(users.authenticate("acme/alice", "pw").is_err());
         let data = store::parse(&text, "u.toml", Path::new("/etc"), Path::new("/srv/p")).unwrap();
         users.replace(data);
@@ -671,6 +847,131 @@ mod tests {
             Some(LoginError::Invalid)
         );
         assert!(store.authenticate_certificate("anonymous").is_err());
+    }
+
+    /// A store of `alice` (password `pw`, enabled as given) and a cache of an hour.
+    fn cached_store(pw: &str, enabled: bool) -> UserStore {
+        let mut alice = home_user("alice", pw, "/a");
+        alice.enabled = enabled;
+        let data = StoreData {
+            partners: Vec::new(),
+            users: vec![alice],
+        };
+        UserStore::new(data, None).unwrap()
+    }
+
+    fn verifications(s: &UserStore, c: &LoginCache, user: &str, pw: &str) -> (bool, u32) {
+        let mut n = 0;
+        let ok = s.authenticate_with(Some(c), user, pw, &mut n).is_ok();
+        (ok, n)
+    }
+
+    #[test]
+    fn the_login_cache_skips_only_repeated_successes() {
+        let cache = LoginCache::new(Duration::from_secs(3600), 100).unwrap();
+        let s = cached_store("secret", true);
+        // The first login verifies; the same credentials again do not.
+        assert_eq!(verifications(&s, &cache, "alice", "secret"), (true, 1));
+        assert_eq!(verifications(&s, &cache, "alice", "secret"), (true, 0));
+        assert_eq!(cache.len(), 1);
+        // Wrong passwords and unknown users always pay a full verification, and never enter.
+        for _ in 0..2 {
+            assert_eq!(verifications(&s, &cache, "alice", "Secret"), (false, 1));
+            assert_eq!(verifications(&s, &cache, "alice", "secret "), (false, 1));
+            assert_eq!(verifications(&s, &cache, "bob", "secret"), (false, 1));
+        }
+        assert_eq!(cache.len(), 1);
+
+        // A changed password (another stored hash) voids the entry: the old password is
+        // checked against the new hash, and fails.
+        let s2 = cached_store("new-secret", true);
+        assert_eq!(verifications(&s2, &cache, "alice", "secret"), (false, 1));
+        assert_eq!(verifications(&s2, &cache, "alice", "new-secret"), (true, 1));
+        assert_eq!(verifications(&s2, &cache, "alice", "new-secret"), (true, 0));
+
+        // A disabled account is refused after a full verification, cached or not.
+        let mut off = s2.users["alice"].clone();
+        off.enabled = false;
+        let s3 = s2.with_data(StoreData {
+            partners: Vec::new(),
+            users: vec![off],
+        });
+        assert_eq!(
+            verifications(&s3, &cache, "alice", "new-secret"),
+            (false, 1)
+        );
+        assert_eq!(
+            verifications(&s3, &cache, "alice", "new-secret"),
+            (false, 1)
+        );
+        // Re-enabled with the same hash: still in the cache.
+        assert_eq!(verifications(&s2, &cache, "alice", "new-secret"), (true, 0));
+        // The anonymous login and certificate logins never touch the cache.
+        let before = cache.len();
+        let _ = s2.authenticate_with(Some(&cache), "anonymous", "x", &mut 0);
+        assert_eq!(cache.len(), before);
+    }
+
+    #[test]
+    fn login_cache_entries_expire_and_are_bounded() {
+        let cache = LoginCache::new(Duration::from_secs(60), 3).unwrap();
+        let t0 = Instant::now();
+        let tag = |i: u8| cache.tag(&format!("user{i}"), "pw", "$argon2id$...");
+        cache.insert(tag(1), t0);
+        assert!(cache.hit(&tag(1), t0 + Duration::from_secs(59)));
+        assert!(!cache.hit(&tag(1), t0 + Duration::from_secs(60)));
+        assert!(cache.is_empty(), "an expired entry goes when looked at");
+        // Full: the entry closest to expiry makes room.
+        for i in 1..=3 {
+            cache.insert(tag(i), t0 + Duration::from_secs(u64::from(i)));
+        }
+        cache.insert(tag(4), t0 + Duration::from_secs(4));
+        assert_eq!(cache.len(), 3);
+        let now = t0 + Duration::from_secs(5);
+        assert!(!cache.hit(&tag(1), now));
+        assert!(cache.hit(&tag(2), now) && cache.hit(&tag(3), now) && cache.hit(&tag(4), now));
+        // Expired entries go first when full.
+        cache.insert(tag(5), t0 + Duration::from_secs(70));
+        assert_eq!(cache.len(), 1);
+        // Tags tell the parts apart (length prefixes) and depend on the per-process key.
+        assert_ne!(cache.tag("ab", "c", "h"), cache.tag("a", "bc", "h"));
+        let other = LoginCache::new(Duration::from_secs(60), 3).unwrap();
+        assert_ne!(cache.tag("a", "b", "h"), other.tag("a", "b", "h"));
+        assert!(!format!("{cache:?}").contains("key"), "{cache:?}");
+    }
+
+    #[test]
+    fn a_reload_empties_the_login_cache_and_zero_turns_it_off() {
+        let h = hash_password("pw").unwrap();
+        let text = format!("[[user]]\nname = \"alice\"\npassword = \"{h}\"\nhome = \"a\"\n");
+        let parse = || store::parse(&text, "u.toml", Path::new("/etc"), Path::new("/p")).unwrap();
+        let users = Users::new(parse(), Vec::new(), None, DEFAULT_LOGIN_CACHE).unwrap();
+        assert!(users.authenticate("alice", "pw").is_ok());
+        assert_eq!(users.login_cache().map(LoginCache::len), Some(1));
+        users.replace(parse());
+        assert_eq!(users.login_cache().map(LoginCache::len), Some(0));
+        assert!(users.authenticate("alice", "pw").is_ok());
+        let off = Users::new(parse(), Vec::new(), None, Duration::ZERO).unwrap();
+        assert!(off.login_cache().is_none());
+        assert!(off.authenticate("alice", "pw").is_ok());
+        assert!(off.authenticate("alice", "wrong").is_err());
+    }
+
+    #[test]
+    fn a_burst_of_the_same_login_runs_at_most_one_verification_per_permit() {
+        let s = Arc::new(cached_store("secret", true));
+        let cache = Arc::new(LoginCache::new(Duration::from_secs(3600), 100).unwrap());
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (s, cache) = (s.clone(), cache.clone());
+                std::thread::spawn(move || verifications(&s, &cache, "alice", "secret"))
+            })
+            .collect();
+        let results: Vec<(bool, u32)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(results.iter().all(|(ok, _)| *ok));
+        let total: u32 = results.iter().map(|(_, n)| n).sum();
+        let permits = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        assert!(total >= 1 && total <= permits, "{total} verifications");
     }
 
     #[test]
