@@ -43,6 +43,10 @@ pub const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long, after closing, unread input from the client is drained (so that the last reply
 /// is not destroyed by a TCP reset).
 pub const LINGER: Duration = Duration::from_millis(250);
+/// Bytes read from the control connection at a time. Commands are short (a longer line just
+/// takes more reads; the core frames lines across reads), and every session, idle or not,
+/// keeps this buffer.
+pub const CONTROL_READ_BUFFER: usize = 1024;
 /// How long a TLS handshake on a control connection may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -97,46 +101,58 @@ impl<'a> Connection<'a> {
     /// Serves a new control connection until it closes. On an implicit-TLS listener
     /// (`implicit`) the TLS handshake runs first; a connection that fails it is dropped.
     pub fn serve(shared: &'a Shared, tcp: TcpStream, peer: SocketAddr, implicit: bool) {
+        let started = Instant::now();
+        let Some(mut conn) = Connection::open(shared, tcp, peer, implicit) else {
+            return;
+        };
+        let why = conn.run();
+        conn.end_session();
+        conn.linger();
+        info!(
+            "session {} end peer={} user={} duration={:.1}s up={} down={} ({why})",
+            conn.id,
+            peer,
+            conn.user.as_deref().unwrap_or("-"),
+            started.elapsed().as_secs_f64(),
+            conn.bytes_up,
+            conn.bytes_down
+        );
+    }
+
+    /// The session of a new control connection (after the handshake on an implicit-TLS
+    /// listener), or None when it is dropped (logged).
+    ///
+    /// Out of line, and the connection on the heap: a worker's stack keeps the pages its
+    /// deepest call touched for as long as the session lives, so [`Connection::serve`]'s
+    /// frame (under every command) is kept small.
+    #[inline(never)]
+    fn open(
+        shared: &'a Shared,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        implicit: bool,
+    ) -> Option<Box<Connection<'a>>> {
         let local = match tcp.local_addr() {
             Ok(a) => a,
             Err(e) => {
                 warn!("connection from {peer}: no local address ({e}); dropped");
-                return;
+                return None;
             }
         };
         let _ = tcp.set_nodelay(true);
         let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
         info!(
             "session {id} start peer={peer}{}",
             if implicit { " (implicit TLS)" } else { "" }
         );
         let (ctrl, session, tls_config) = if implicit {
-            let Some(tls) = &shared.tls else {
-                warn!("session {id}: implicit-TLS connection from {peer} but TLS is off; dropped");
-                return;
-            };
-            let config = tls.control_config();
-            match accept_tls(tls, Arc::clone(&config), tcp) {
-                Ok((stream, info)) => {
-                    log_handshake(id, peer, "implicit", &stream.conn, &info);
-                    let session =
-                        Session::new_implicit_tls(shared.core(), peer, local, Instant::now(), info);
-                    (ControlStream::Tls(Box::new(stream)), session, Some(config))
-                }
-                Err(e) => {
-                    // Plain text on the implicit port, a scanner, an old TLS version...:
-                    // nothing to answer; the server goes on.
-                    info!("session {id}: implicit TLS handshake with {peer} failed: {e}; closed");
-                    return;
-                }
-            }
+            implicit_start(shared, tcp, id, peer, local)?
         } else {
             let session = Session::new(shared.core(), peer, local, Instant::now());
             (ControlStream::Plain(tcp), session, None)
         };
         let _ = ctrl.tcp().set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
-        let mut conn = Connection {
+        Some(Box::new(Connection {
             shared,
             session,
             ctrl,
@@ -155,20 +171,8 @@ impl<'a> Connection<'a> {
             bytes_up: 0,
             bytes_down: 0,
             tracker: shared.events.session(id, peer),
-            buf: vec![0u8; 4096],
-        };
-        let why = conn.run();
-        conn.end_session();
-        conn.linger();
-        info!(
-            "session {} end peer={} user={} duration={:.1}s up={} down={} ({why})",
-            conn.id,
-            peer,
-            conn.user.as_deref().unwrap_or("-"),
-            started.elapsed().as_secs_f64(),
-            conn.bytes_up,
-            conn.bytes_down
-        );
+            buf: vec![0u8; CONTROL_READ_BUFFER],
+        }))
     }
 
     /// The session loop; returns why it ended.
@@ -248,6 +252,7 @@ impl<'a> Connection<'a> {
     /// Settles the upload that just ended: puts its file in place when `ok`, else removes
     /// what arrived (atomic uploads). When a complete file cannot be put in place, returns
     /// the reply to give instead of the 226 (and its event becomes `upload_failed`).
+    #[inline(never)]
     fn settle_upload(&mut self, ok: bool) -> Option<wharf_core::Reply> {
         self.upload_open = false;
         let storage = self.storage.as_ref()?;
@@ -423,7 +428,7 @@ impl<'a> Connection<'a> {
                         s.begin_upload(plan.ownership.clone());
                     }
                 }
-                self.run_transfer(id, plan);
+                self.transfer_out_of_line(id, plan);
                 self.upload_open = upload && self.storage.is_some();
             }
             // No transfer runs (it has ended already): nothing to stop.
@@ -479,6 +484,13 @@ impl<'a> Connection<'a> {
                 self.closing = true;
             }
         }
+    }
+
+    /// [`Connection::run_transfer`], out of line: its buffers and streams need not be part
+    /// of [`Connection::run_action`]'s frame, which every session keeps on its stack.
+    #[inline(never)]
+    fn transfer_out_of_line(&mut self, id: ActionId, plan: wharf_core::TransferPlan) {
+        self.run_transfer(id, plan);
     }
 
     fn storage_do(
@@ -570,6 +582,7 @@ impl<'a> Connection<'a> {
 
     /// `StartTls`: the 234 has been written; run the handshake on the control connection and
     /// report it. A failed handshake closes the connection (the core closes the session).
+    #[inline(never)]
     fn start_tls(&mut self, id: ActionId) {
         let fail = |conn: &mut Self, why: String| {
             info!(
@@ -600,7 +613,7 @@ impl<'a> Connection<'a> {
             Ok((stream, info)) => {
                 log_handshake(self.id, self.peer, "AUTH", &stream.conn, &info);
                 let _ = stream.sock.set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
-                self.ctrl = ControlStream::Tls(Box::new(stream));
+                self.ctrl = ControlStream::Tls(stream);
                 self.tls_config = Some(config);
                 self.outcome(id, OutcomeKind::TlsEstablished(Ok(info)));
             }
@@ -611,6 +624,7 @@ impl<'a> Connection<'a> {
     /// `StopTls` (after the reply to CCC or REIN): close_notify both ways, then go on in the
     /// clear on the same socket. Data connections keep the TLS configuration: after CCC they
     /// may still be protected, and resume the session they have.
+    #[inline(never)]
     fn stop_tls(&mut self) {
         if !matches!(self.ctrl, ControlStream::Tls(_)) {
             return;
@@ -654,6 +668,7 @@ impl<'a> Connection<'a> {
     /// itself) and records what that brings (the logout event, the end of the login), so that
     /// a connection that simply drops still has its `logout` event. Replies and other actions
     /// have nowhere to go any more and are dropped.
+    #[inline(never)]
     fn end_session(&mut self) {
         self.session.handle_disconnect(Instant::now());
         // Bounded: a closed session queues nothing new.
@@ -672,6 +687,7 @@ impl<'a> Connection<'a> {
     /// After the session ends: close for writing (after close_notify on TLS), then read and
     /// discard what the client still sends for a short while, so that the last reply arrives
     /// before the connection goes.
+    #[inline(never)]
     fn linger(&mut self) {
         self.passive = None;
         if let ControlStream::Tls(s) = &mut self.ctrl {
@@ -696,24 +712,63 @@ impl<'a> Connection<'a> {
     }
 }
 
+/// The start of a session on an implicit-TLS listener: the handshake, then the session. None
+/// when the connection is dropped (TLS off, or the handshake failed; logged).
+///
+/// Out of line, like the other TLS steps, so that the frames of [`Connection::serve`] and
+/// [`Connection::run_action`], which every plain session keeps on its stack, do not hold
+/// room for TLS state (an idle session costs the stack pages it has touched).
+#[inline(never)]
+fn implicit_start(
+    shared: &Shared,
+    tcp: TcpStream,
+    id: u64,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Option<(ControlStream, Session, Option<Arc<ServerConfig>>)> {
+    let Some(tls) = &shared.tls else {
+        warn!("session {id}: implicit-TLS connection from {peer} but TLS is off; dropped");
+        return None;
+    };
+    let config = tls.control_config();
+    match accept_tls(tls, Arc::clone(&config), tcp) {
+        Ok((stream, info)) => {
+            log_handshake(id, peer, "implicit", &stream.conn, &info);
+            let session =
+                Session::new_implicit_tls(shared.core(), peer, local, Instant::now(), info);
+            Some((ControlStream::Tls(stream), session, Some(config)))
+        }
+        Err(e) => {
+            // Plain text on the implicit port, a scanner, an old TLS version...: nothing to
+            // answer; the server goes on.
+            info!("session {id}: implicit TLS handshake with {peer} failed: {e}; closed");
+            None
+        }
+    }
+}
+
 /// Runs the server side of the handshake on a new control connection with `config` (bounded
-/// by [`TLS_HANDSHAKE_TIMEOUT`]); returns the protected stream and what the session learns.
+/// by [`TLS_HANDSHAKE_TIMEOUT`]); returns the protected stream (boxed at once: it is large)
+/// and what the session learns.
+#[inline(never)]
 fn accept_tls(
     tls: &TlsContext,
     config: Arc<ServerConfig>,
-    mut tcp: TcpStream,
-) -> Result<(TlsStream, TlsInfo), String> {
-    let mut conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
+    tcp: TcpStream,
+) -> Result<(Box<TlsStream>, TlsInfo), String> {
+    let conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
+    let mut stream = Box::new(StreamOwned::new(conn, tcp));
+    let s = &mut *stream;
     stream::handshake(
-        &mut conn,
-        &mut tcp,
+        &mut s.conn,
+        &mut s.sock,
         TLS_HANDSHAKE_TIMEOUT,
         TLS_HANDSHAKE_TIMEOUT,
         || false,
     )
     .map_err(|e| e.to_string())?;
-    let identity = tls.client_identity(&conn);
-    Ok((StreamOwned::new(conn, tcp), TlsInfo::new(identity)))
+    let identity = tls.client_identity(&stream.conn);
+    Ok((stream, TlsInfo::new(identity)))
 }
 
 fn log_handshake(id: u64, peer: SocketAddr, how: &str, conn: &ServerConnection, info: &TlsInfo) {
