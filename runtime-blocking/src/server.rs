@@ -682,3 +682,41 @@ fn serve(shared: &Shared, job: Job) {
     }
     drop(slot);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listen_queue_holds_a_burst_of_connections() {
+        // 300 clients connect before the server accepts any: all of them are queued (std's
+        // backlog of 128 would drop the SYNs of the rest, which then time out here).
+        let l = listen(&SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = l.local_addr().unwrap();
+        let cap = std::fs::read_to_string(SOMAXCONN_FILE)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        let n = 300.min(cap);
+        let conns: Vec<TcpStream> = (0..n)
+            .map(|i| {
+                TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                    .unwrap_or_else(|e| panic!("connection {i} of {n} not queued: {e}"))
+            })
+            .collect();
+        // The listener is non-blocking and hands every queued connection over.
+        let mut accepted = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while accepted < n && Instant::now() < deadline {
+            match l.accept() {
+                Ok(_) => accepted += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        assert_eq!(accepted, n);
+        drop(conns);
+    }
+}
