@@ -662,6 +662,26 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
         );
         log::debug!("TLS settings: {:?}", ctx.settings());
     }
+    if let Some(files) = crate::limits::raise_open_files(settings.max_connections) {
+        if !files.enough() {
+            log::warn!(
+                "max_connections = {} may need {} open files, but the limit is {} (hard limit \
+                 {}): connections beyond it will fail; raise it (ulimit -n, LimitNOFILE=) or \
+                 lower max_connections",
+                settings.max_connections,
+                files.needed,
+                files.now,
+                files.hard
+            );
+        } else if files.now != files.before {
+            log::info!(
+                "open-file limit raised from {} to {} for max_connections = {}",
+                files.before,
+                files.now,
+                settings.max_connections
+            );
+        }
+    }
     let users =
         Users::new(data, extra, anonymous_root, settings.login_cache).map_err(|e| vec![e])?;
     let events = crate::events::EventHub::open(&settings)

@@ -110,7 +110,17 @@ pub struct Settings {
     /// `anonymous_root`: the folder anonymous users see. Default: `root`.
     pub anonymous_root: Option<PathBuf>,
     /// `max_connections`: connections served at once (= worker threads at most); one more
-    /// gets `421` and is closed. Default 512.
+    /// gets `421` and is closed. Default 2048.
+    ///
+    /// The tension: each connection is a thread, so the bound is also a bound on threads,
+    /// memory and file descriptors. A low default protects a small machine from a flood; a
+    /// high one keeps a busy server from turning partners away (they see `421`, not a
+    /// slow server). 2048 carries 1,000 idle partners with room to spare (vsftpd's
+    /// `max_clients` is 2000), at about 22 KiB per idle session (~45 MiB for 2048) and a
+    /// 256 KiB stack reserved per thread (address space, not memory). Up to four
+    /// descriptors a session: at start the server raises its soft `RLIMIT_NOFILE` towards
+    /// that need (see the limits module) and warns when the hard limit is lower. Transfers
+    /// use more memory (their buffers) while they run; lower this on a small machine.
     pub max_connections: usize,
     /// `max_connections_per_ip`: connections at once from one client address; 0 = no limit.
     /// Default 0.
@@ -266,7 +276,7 @@ impl Default for Settings {
             users_file_explicit: false,
             anonymous: false,
             anonymous_root: None,
-            max_connections: 512,
+            max_connections: 2048,
             max_connections_per_ip: 0,
             passive_ports: PassivePorts::default(),
             passive_address: None,
@@ -1072,7 +1082,7 @@ mod tests {
     fn defaults() {
         let s = Settings::parse("", "wharf.toml", Path::new("")).unwrap();
         assert_eq!(s.listen, vec!["127.0.0.1:2121".parse().unwrap()]);
-        assert_eq!(s.max_connections, 512);
+        assert_eq!(s.max_connections, 2048);
         assert_eq!(s.login_cache, Duration::from_secs(300));
         assert_eq!(s.idle_timeout, Duration::from_secs(300));
         assert_eq!(s.data_stall_timeout, Duration::from_secs(300));

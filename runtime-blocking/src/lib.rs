@@ -13,7 +13,8 @@
 //!   with owners and modes ([`meta`]: records beside the data) and atomic uploads;
 //! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
 //!   password checks; [`store`]: the user store file (partners and users) and its changes;
-//! - [`config`]: the TOML configuration and its errors;
+//! - [`config`]: the TOML configuration and its errors; [`limits`]: the open-file limit the
+//!   sessions need;
 //! - [`events`]: events to the events file, the event command ([`event_command`]), the
 //!   transfer log ([`xferlog`]) and the live statistics ([`stats`]) behind SITE WHO / STAT;
 //! - [`stream`]: control and data streams, plain TCP or TLS, and the blocking TLS steps
@@ -27,6 +28,7 @@ pub mod conn;
 pub mod data;
 pub mod event_command;
 pub mod events;
+pub mod limits;
 pub mod meta;
 pub mod rng;
 pub mod server;
