@@ -1,0 +1,144 @@
+//! End to end, the cost of sessions (issue 5): 1,000 logged-in idle sessions all fit the
+//! default limits, at no more than 32 KiB of the server's memory (PSS) each in a release
+//! build; a password that the login cache remembers stops working as soon as it is changed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wharf_tests::e2e::{
+    require, run_client, wharf_bin, Ctrl, Server, ServerOptions, TempDir, PASSWORD, USER,
+};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/hold_sessions.py");
+
+/// The most a logged-in idle session may add to the server's PSS (issue 5's target).
+const MAX_KIB_PER_IDLE_SESSION: f64 = 32.0;
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|w| w.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+#[test]
+fn a_thousand_idle_sessions_fit_the_default_limits() {
+    const N: usize = 1000;
+    if !require("python3") {
+        return;
+    }
+    let server = Server::start("sessions-idle");
+    let out = run_client(
+        Command::new("python3")
+            .arg(SCRIPT)
+            .arg("127.0.0.1")
+            .arg(server.port().to_string())
+            .arg(USER)
+            .arg(PASSWORD)
+            .arg(N.to_string())
+            .arg(server.pid().to_string()),
+        Duration::from_secs(240),
+    );
+    out.assert_success("hold_sessions.py");
+    let line = out.stdout.trim();
+    assert_eq!(
+        (field(line, "held"), field(line, "failed")),
+        (N.to_string().as_str(), "0"),
+        "not every session was accepted and alive with the default limits: {line}"
+    );
+    let before: f64 = field(line, "pss_before_kib").parse().expect("a number");
+    let after: f64 = field(line, "pss_after_kib").parse().expect("a number");
+    let per_session = (after - before) / N as f64;
+    eprintln!("{N} idle sessions: {per_session:.1} KiB PSS each ({before} -> {after} KiB)");
+    // Debug builds have far larger stack frames; the figure that ships is the release one.
+    if !cfg!(debug_assertions) {
+        assert!(
+            per_session <= MAX_KIB_PER_IDLE_SESSION,
+            "an idle session costs {per_session:.1} KiB of the server's memory (PSS), more than \
+             {MAX_KIB_PER_IDLE_SESSION} KiB: {line}"
+        );
+    }
+    // The server goes on serving.
+    let mut c = server.login();
+    assert_eq!(c.cmd("NOOP").code, 200);
+}
+
+/// Runs `wharf ARGS --config CONFIG` in `dir` with `stdin`.
+fn wharf(dir: &TempDir, config: &PathBuf, args: &[&str], stdin: &str) {
+    let mut child = Command::new(wharf_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wharf");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("wait for wharf");
+    assert!(
+        out.status.success(),
+        "wharf {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pass(server: &Server, user: &str, password: &str) -> u16 {
+    let mut c = Ctrl::connect(server.addr());
+    assert_eq!(c.cmd(&format!("USER {user}")).code, 331);
+    c.cmd(&format!("PASS {password}")).code
+}
+
+#[test]
+fn a_remembered_password_stops_working_when_it_is_changed() {
+    let dir = TempDir::new("sessions-cache");
+    let config = dir.join("wharf.toml");
+    wharf(
+        &dir,
+        &config,
+        &[
+            "user",
+            "add",
+            "carol",
+            "--home",
+            "carol",
+            "--password-stdin",
+        ],
+        "old-pw\n",
+    );
+    let server = Server::start_with(
+        "sessions-cache-server",
+        ServerOptions::default().config(format!(
+            "users_file = {:?}\nlogin_failure_delay_ms = 0\nlogin_cache_secs = 600\n",
+            dir.join("wharf-users.toml")
+        )),
+    );
+    // Twice: the second login is answered from the cache.
+    assert_eq!(pass(&server, "carol", "old-pw"), 230);
+    assert_eq!(pass(&server, "carol", "old-pw"), 230);
+    assert_eq!(pass(&server, "carol", "wrong"), 530);
+    wharf(
+        &dir,
+        &config,
+        &["user", "passwd", "carol", "--password-stdin"],
+        "new-pw\n",
+    );
+    run_client(
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(server.pid().to_string()),
+        Duration::from_secs(30),
+    )
+    .assert_success("kill -HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("reloaded") {
+        assert!(Instant::now() < deadline, "no reload in:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pass(&server, "carol", "old-pw"), 530, "{}", server.log());
+    assert_eq!(pass(&server, "carol", "new-pw"), 230);
+    assert_eq!(pass(&server, "carol", "new-pw"), 230);
+}
