@@ -204,10 +204,12 @@ impl Shared {
             return Err(max);
         }
         let per_ip = self.settings.max_connections_per_ip;
-        {
+        // Without a per-address limit (the default) nothing needs the per-address count:
+        // no lock to take at every connect and disconnect.
+        if per_ip > 0 {
             let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
             let n = map.entry(ip).or_insert(0);
-            if per_ip > 0 && *n >= per_ip {
+            if *n >= per_ip {
                 drop(map);
                 self.active.fetch_sub(1, Ordering::AcqRel);
                 return Err(per_ip);
@@ -216,25 +218,33 @@ impl Shared {
         }
         Ok(Slot {
             shared: self.clone(),
-            ip,
+            ip: (per_ip > 0).then_some(ip),
         })
+    }
+
+    /// Connections being served now from `ip`, as counted for `max_connections_per_ip`
+    /// (0 when there is no such limit: then they are not counted).
+    pub fn active_from(&self, ip: IpAddr) -> usize {
+        let map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&ip).copied().unwrap_or(0)
     }
 }
 
 /// A connection's place in the limits; given back when dropped.
 struct Slot {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    /// The address it counts against, when there is a per-address limit.
+    ip: Option<IpAddr>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        {
+        if let Some(ip) = self.ip {
             let mut map = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = map.get_mut(&self.ip) {
+            if let Some(n) = map.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {
-                    map.remove(&self.ip);
+                    map.remove(&ip);
                 }
             }
         }
@@ -686,6 +696,40 @@ fn serve(shared: &Shared, job: Job) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared(max: usize, per_ip: usize) -> Arc<Shared> {
+        let mut s = Settings::default();
+        s.max_connections = max;
+        s.max_connections_per_ip = per_ip;
+        let users = Users::new(Default::default(), Vec::new(), None, Duration::ZERO).unwrap();
+        Arc::new(Shared::new(s, users, None))
+    }
+
+    #[test]
+    fn connection_limits_per_server_and_per_address() {
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        let sh = shared(3, 2);
+        let s1 = sh.admit(a).unwrap();
+        let _s2 = sh.admit(a).unwrap();
+        assert_eq!(sh.admit(a).err(), Some(2), "a third from one address");
+        let _s3 = sh.admit(b).unwrap();
+        assert_eq!(sh.admit(b).err(), Some(3), "a fourth in all");
+        assert_eq!(
+            (sh.active(), sh.active_from(a), sh.active_from(b)),
+            (3, 2, 1)
+        );
+        drop(s1);
+        assert_eq!((sh.active(), sh.active_from(a)), (2, 1));
+        assert!(sh.admit(a).is_ok());
+        // Without a per-address limit, addresses are not counted; the server limit holds.
+        let sh = shared(3, 0);
+        let slots: Vec<Slot> = (0..3).map(|_| sh.admit(a).unwrap()).collect();
+        assert_eq!(sh.admit(b).err(), Some(3));
+        assert_eq!(sh.active_from(a), 0);
+        drop(slots);
+        assert_eq!(sh.active(), 0);
+        assert!(sh.admit(a).is_ok());
+    }
 
     #[test]
     fn the_listen_queue_holds_a_burst_of_connections() {
