@@ -698,9 +698,11 @@ mod tests {
     use super::*;
 
     fn shared(max: usize, per_ip: usize) -> Arc<Shared> {
-        let mut s = Settings::default();
-        s.max_connections = max;
-        s.max_connections_per_ip = per_ip;
+        let s = Settings {
+            max_connections: max,
+            max_connections_per_ip: per_ip,
+            ..Settings::default()
+        };
         let users = Users::new(Default::default(), Vec::new(), None, Duration::ZERO).unwrap();
         Arc::new(Shared::new(s, users, None))
     }
