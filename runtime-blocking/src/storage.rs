@@ -12,7 +12,9 @@
 //! - A path that must exist (stat, list, read, delete, remove, rename source) is canonicalised
 //!   (symlinks followed) and refused with `PermissionDenied` unless the result lies inside the
 //!   root. A symlink that stays inside the root works as its target; one that leads out is
-//!   refused.
+//!   refused. (How: one `lstat` per component below the root; when none is a symlink, the
+//!   path as spelt is already canonical, so `realpath` — a `readlink` for every component
+//!   from `/` down, on every command — is only needed when one is.)
 //! - A path that is created (mkdir, upload, rename target) has its parent canonicalised and
 //!   checked the same way, and is refused when the final component exists as a symlink (so an
 //!   upload can never write through a link).
