@@ -1,18 +1,27 @@
-//! The acceptor and the worker pool.
+//! The listeners and the worker pool.
 //!
-//! One thread (the caller of [`Server::run`]) waits on every listening socket with one mio
-//! `Poll` and hands each accepted connection to a worker thread over a crossbeam channel.
-//! Workers are started lazily, up to `max_connections`, with a small stack
-//! ([`WORKER_STACK`]), and are reused: an idle worker waits [`WORKER_IDLE`] for the next
-//! connection, then ends. A connection beyond `max_connections`, or beyond
-//! `max_connections_per_ip` from one address, gets `421 Too many connections (N); try again
-//! later.` and is closed at once; nothing is queued (on an implicit-TLS listener, where a
-//! clear-text reply cannot be read, it is closed without one).
+//! Every connection is served by one worker thread, and the workers take turns at the door
+//! (the leader/followers pattern): one of them, the leader, waits on every listening socket
+//! with one mio `Poll` and accepts; when it has a connection it may serve, it passes the door
+//! to an idle worker (or starts a new one, or leaves it for the next worker that finishes)
+//! and serves that connection itself. So a connection is greeted by the thread that accepted
+//! it, without a hand-off, and no single acceptor thread has to win the CPU for every
+//! connection: when the machine is saturated, a dedicated acceptor (one thread among hundreds
+//! that all get a fair share) fell behind, and connections waited for it in bursts of tens of
+//! milliseconds.
+//!
+//! Workers are started lazily with a small stack ([`WORKER_STACK`]), at most
+//! `max_connections` + 1 (those serving, and the leader), and are reused: an idle worker
+//! waits [`WORKER_IDLE`] for its turn at the door, then ends. A connection beyond
+//! `max_connections`, or beyond `max_connections_per_ip` from one address, gets `421 Too
+//! many connections (N); try again later.` from the leader and is closed at once; nothing is
+//! queued (on an implicit-TLS listener, where a clear-text reply cannot be read, it is closed
+//! without one).
 //!
 //! Implicit-TLS listeners (`implicit_listen`) are polled with the others; their connections
 //! are marked so that the worker runs the TLS handshake before the session starts.
 //!
-//! Before a connection takes a slot, the acceptor refuses (`421`, then close) an address the
+//! Before a connection takes a slot, the leader refuses (`421`, then close) an address the
 //! server-wide IP filter (`ip_allow` / `ip_deny`) keeps out, and an address banned after too
 //! many failed logins (`ban_after_failures` within `ban_window_secs` bans it for
 //! `ban_duration_secs`), so neither ever takes a worker.
@@ -22,11 +31,10 @@
 //! accounts stay), the count of logged-in sessions (total, anonymous, per address, per user,
 //! per user and address) that the core's login limits are checked against, and the ban table.
 
-use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender, TrySendError};
 use log::{error, info, warn};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -52,8 +60,13 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 const SMALL_SOMAXCONN: i32 = 1024;
 /// Stack size of a worker thread.
 pub const WORKER_STACK: usize = 256 * 1024;
-/// How long an idle worker waits for another connection before it ends.
+/// How long an idle worker waits for its turn at the door before it ends.
 pub const WORKER_IDLE: Duration = Duration::from_secs(60);
+/// Connections the leader accepts from one listener in a row before it looks at the others
+/// (the rest wait, accepted, for the next leaders).
+const ACCEPT_BATCH: usize = 16;
+/// After a failed accept (out of descriptors...), how soon the leader tries again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How often [`watch_store`] looks at the user store file.
 pub const STORE_POLL: Duration = Duration::from_secs(2);
 /// The most addresses the ban table remembers.
@@ -321,82 +334,163 @@ impl Server {
         &self.shared
     }
 
-    /// Accepts connections forever (until an unrecoverable error).
+    /// Accepts and serves connections until an unrecoverable error (the poll failing, no
+    /// thread to start the first worker on).
     pub fn run(self) -> io::Result<()> {
-        let mut poll = Poll::new()?;
-        for (i, l) in self.listeners.iter().enumerate() {
+        let door = Door::new(self.listeners)?;
+        let (fatal, failed) = std::sync::mpsc::channel();
+        let pool = Arc::new(Pool::new(self.shared, fatal, WORKER_IDLE));
+        pool.pass_on(door);
+        if pool.threads() == 0 {
+            return Err(io::Error::other("cannot start a worker thread"));
+        }
+        // Every worker holds a sender: the channel stays open while the pool exists.
+        failed
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the worker pool is gone")))
+    }
+}
+
+/// A connection as accepted, before the limits are checked.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Accepted on an implicit-TLS listener.
+    implicit: bool,
+}
+
+impl Shared {
+    /// Checks a new connection against the IP filter, the bans and the connection limits:
+    /// a job to serve, or None when it was refused (`421`, closed, logged).
+    fn admit_connection(self: &Arc<Self>, a: Accepted) -> Option<Job> {
+        let Accepted {
+            stream,
+            peer,
+            implicit,
+        } = a;
+        let ip = canonical_ip(peer.ip());
+        if !self.core().ip_filter.permits(ip) {
+            info!("connection from {peer} refused: not allowed by ip_allow/ip_deny");
+            refuse_with(stream, REFUSED_ADDRESS, implicit);
+            return None;
+        }
+        if let Some(left) = self.banned_for(ip) {
+            info!(
+                "connection from {peer} refused: banned after failed logins ({} s left)",
+                left.as_secs()
+            );
+            refuse_with(stream, REFUSED_BANNED, implicit);
+            return None;
+        }
+        match self.admit(ip) {
+            Ok(slot) => Some(Job {
+                stream,
+                peer,
+                implicit,
+                slot,
+            }),
+            Err(limit) => {
+                info!("connection from {peer} refused: too many connections (limit {limit})");
+                refuse(stream, limit, implicit);
+                None
+            }
+        }
+    }
+}
+
+/// The door: every listening socket, polled and accepted from by whichever worker leads.
+struct Door {
+    poll: Poll,
+    events: Events,
+    listeners: Vec<Listener>,
+    /// Listeners that may have connections waiting (their readiness is edge-triggered: it
+    /// is reported once, and stays until `accept` says `WouldBlock`).
+    ready: Vec<bool>,
+    /// Connections accepted and not yet taken, oldest first.
+    accepted: VecDeque<Accepted>,
+    /// An accept failed (out of descriptors...): wait at most [`ACCEPT_RETRY`], then try
+    /// every listener again, even without a new event.
+    retry: bool,
+}
+
+impl Door {
+    fn new(listeners: Vec<Listener>) -> io::Result<Door> {
+        let poll = Poll::new()?;
+        for (i, l) in listeners.iter().enumerate() {
             poll.registry().register(
                 &mut SourceFd(&l.socket.as_raw_fd()),
                 Token(i),
                 Interest::READABLE,
             )?;
         }
-        let pool = Pool::new(self.shared.clone());
-        let mut events = Events::with_capacity(64);
-        let mut retry = false;
+        Ok(Door {
+            poll,
+            events: Events::with_capacity(64),
+            ready: vec![false; listeners.len()],
+            listeners,
+            accepted: VecDeque::new(),
+            retry: false,
+        })
+    }
+
+    /// The next connection: one accepted already, else one from a listener that may have
+    /// more, else one after waiting for a listener to be ready. Errors only when the poll
+    /// itself fails.
+    fn next(&mut self) -> io::Result<Accepted> {
         loop {
-            let timeout = retry.then_some(Duration::from_millis(100));
-            match poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+            if let Some(a) = self.accepted.pop_front() {
+                return Ok(a);
             }
-            retry = false;
-            // Edge-triggered: accept on every listener until its backlog is empty.
-            for listener in &self.listeners {
-                loop {
-                    match listener.socket.accept() {
-                        Ok((stream, peer)) => self.dispatch(&pool, stream, peer, listener.implicit),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                            ) => {}
-                        Err(e) => {
-                            // Out of file descriptors and the like: try again shortly, even
-                            // without a new event.
-                            error!("accept failed: {e}");
-                            retry = true;
-                            break;
-                        }
+            if !self.ready.contains(&true) {
+                let timeout = self.retry.then_some(ACCEPT_RETRY);
+                match self.poll.poll(&mut self.events, timeout) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+                for event in self.events.iter() {
+                    if let Some(r) = self.ready.get_mut(event.token().0) {
+                        *r = true;
                     }
                 }
+                if std::mem::take(&mut self.retry) {
+                    self.ready.fill(true);
+                }
             }
+            self.accept_ready();
         }
     }
 
-    fn dispatch(&self, pool: &Pool, stream: TcpStream, peer: SocketAddr, implicit: bool) {
-        let ip = canonical_ip(peer.ip());
-        if !self.shared.core().ip_filter.permits(ip) {
-            info!("connection from {peer} refused: not allowed by ip_allow/ip_deny");
-            refuse_with(stream, REFUSED_ADDRESS, implicit);
-            return;
-        }
-        if let Some(left) = self.shared.banned_for(ip) {
-            info!(
-                "connection from {peer} refused: banned after failed logins ({} s left)",
-                left.as_secs()
-            );
-            refuse_with(stream, REFUSED_BANNED, implicit);
-            return;
-        }
-        match self.shared.admit(ip) {
-            Ok(slot) => {
-                let job = Job {
-                    stream,
-                    peer,
-                    implicit,
-                    slot,
-                };
-                if let Err(job) = pool.run(job) {
-                    warn!("no worker thread for {peer}; refused");
-                    refuse(job.stream, self.shared.settings.max_connections, implicit);
-                }
+    /// Accepts up to [`ACCEPT_BATCH`] connections from each listener that may have some.
+    fn accept_ready(&mut self) {
+        for (listener, ready) in self.listeners.iter().zip(self.ready.iter_mut()) {
+            if !*ready {
+                continue;
             }
-            Err(limit) => {
-                info!("connection from {peer} refused: too many connections (limit {limit})");
-                refuse(stream, limit, implicit);
+            for _ in 0..ACCEPT_BATCH {
+                match listener.socket.accept() {
+                    Ok((stream, peer)) => self.accepted.push_back(Accepted {
+                        stream,
+                        peer,
+                        implicit: listener.implicit,
+                    }),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        *ready = false;
+                        break;
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                        ) => {}
+                    Err(e) => {
+                        // Out of file descriptors and the like: try again shortly.
+                        error!("accept failed: {e}");
+                        *ready = false;
+                        self.retry = true;
+                        break;
+                    }
+                }
             }
         }
     }
@@ -587,91 +681,164 @@ fn stamp(path: &Path) -> Stamp {
     Some((m.modified().ok(), m.len(), m.ino()))
 }
 
-/// The worker threads.
+/// The worker threads: one leads (holds the [`Door`]), some serve, the others wait for
+/// their turn to lead.
 struct Pool {
     shared: Arc<Shared>,
-    tx: Sender<Job>,
-    rx: Receiver<Job>,
-    threads: Arc<AtomicUsize>,
+    state: Mutex<PoolState>,
+    /// At most this many threads: `max_connections` serving, and one leading.
+    max_threads: usize,
+    /// How long a worker waits for its turn before it ends ([`WORKER_IDLE`]).
+    idle: Duration,
+    /// Where a worker reports an error the server cannot go on after.
+    fatal: Mutex<std::sync::mpsc::Sender<io::Result<()>>>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// The door, when no worker holds it (none was free to take it over): the next worker to
+    /// finish a connection leads.
+    door: Option<Door>,
+    /// Workers waiting for their turn, the most recently idle last.
+    idle: Vec<Arc<Follower>>,
+    /// Workers alive.
+    threads: usize,
+}
+
+/// A worker waiting for its turn at the door.
+struct Follower {
+    thread: std::thread::Thread,
+    /// The door, once it is passed to this worker.
+    door: Mutex<Option<Door>>,
 }
 
 impl Pool {
-    fn new(shared: Arc<Shared>) -> Pool {
-        // A rendezvous channel: a send succeeds only into the hands of an idle worker.
-        let (tx, rx) = bounded(0);
+    fn new(
+        shared: Arc<Shared>,
+        fatal: std::sync::mpsc::Sender<io::Result<()>>,
+        idle: Duration,
+    ) -> Pool {
         Pool {
+            max_threads: shared.settings.max_connections.saturating_add(1),
+            idle,
             shared,
-            tx,
-            rx,
-            threads: Arc::new(AtomicUsize::new(0)),
+            state: Mutex::new(PoolState::default()),
+            fatal: Mutex::new(fatal),
         }
     }
 
-    /// Hands the job to an idle worker or a new one; gives it back when neither can take it.
-    fn run(&self, job: Job) -> Result<(), Job> {
-        let mut job = match self.tx.try_send(job) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => job,
-        };
-        // Every thread may exist already; since the job holds a slot, one of them is then
-        // finishing a connection (or ending after idling) and the wait is short. Bounded.
-        for _ in 0..100 {
-            if self.reserve_thread() {
-                return self.spawn(job);
-            }
-            job = match self.tx.send_timeout(job, Duration::from_millis(50)) {
-                Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout(job)) | Err(SendTimeoutError::Disconnected(job)) => {
-                    job
-                }
+    fn threads(&self) -> usize {
+        lock(&self.state).threads
+    }
+
+    /// A worker's life: lead until a connection is admitted, pass the door on, serve the
+    /// connection, wait for the next turn; end after [`WORKER_IDLE`] without one.
+    fn work(self: &Arc<Self>, mut door: Option<Door>) {
+        loop {
+            let mut d = match door.take() {
+                Some(d) => d,
+                None => match self.wait_turn() {
+                    Some(d) => d,
+                    None => return,
+                },
             };
+            // A panic here would lose the door: it ends the server, as an acceptor's would.
+            let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.lead(&mut d)));
+            let failure = match led {
+                Ok(Ok(job)) => {
+                    self.pass_on(d);
+                    serve(&self.shared, job);
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Err(_) => io::Error::other("internal error (panic) while accepting"),
+            };
+            error!("waiting for connections failed: {failure}");
+            let _ = lock(&self.fatal).send(Err(failure));
+            return;
         }
-        Err(job)
     }
 
-    /// Counts one more thread if the pool is below its bound.
-    fn reserve_thread(&self) -> bool {
-        let max = self.shared.settings.max_connections;
-        self.threads
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok()
+    /// Accepts until a connection passes the IP filter, the bans and the limits (the others
+    /// are refused on the spot); errors only when the poll fails.
+    fn lead(&self, door: &mut Door) -> io::Result<Job> {
+        loop {
+            if let Some(job) = self.shared.admit_connection(door.next()?) {
+                return Ok(job);
+            }
+        }
     }
 
-    fn spawn(&self, job: Job) -> Result<(), Job> {
-        let shared = self.shared.clone();
-        let rx = self.rx.clone();
-        let threads = self.threads.clone();
-        // The job moves into the thread; if the thread cannot start, it comes back here.
-        let slot = Arc::new(Mutex::new(Some(job)));
-        let handed = slot.clone();
+    /// Gives the door to the worker that became idle last, or to a new worker, or, when the
+    /// pool is at its bound, leaves it for the next worker to finish a connection.
+    fn pass_on(self: &Arc<Self>, door: Door) {
+        let mut st = lock(&self.state);
+        if let Some(next) = st.idle.pop() {
+            *lock(&next.door) = Some(door);
+            drop(st);
+            next.thread.unpark();
+            return;
+        }
+        if st.threads >= self.max_threads {
+            st.door = Some(door);
+            return;
+        }
+        st.threads += 1;
+        drop(st);
+        // The door moves into the new thread; if the thread cannot start, it comes back.
+        let handed = Arc::new(Mutex::new(Some(door)));
+        let theirs = handed.clone();
+        let pool = self.clone();
         let spawned = std::thread::Builder::new()
             .name("wharf-conn".into())
             .stack_size(WORKER_STACK)
             .spawn(move || {
-                let first = handed.lock().unwrap_or_else(|e| e.into_inner()).take();
-                drop(handed);
-                if let Some(job) = first {
-                    serve(&shared, job);
-                }
-                // Idle for WORKER_IDLE (or the pool gone): the thread ends.
-                while let Ok(job) = rx.recv_timeout(WORKER_IDLE) {
-                    serve(&shared, job);
-                }
-                threads.fetch_sub(1, Ordering::AcqRel);
+                let door = lock(&theirs).take();
+                drop(theirs);
+                pool.work(door);
             });
-        match spawned {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                error!("cannot start a worker thread: {e}");
-                self.threads.fetch_sub(1, Ordering::AcqRel);
-                let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                match job {
-                    Some(job) => Err(job),
-                    None => Ok(()),
-                }
+        if let Err(e) = spawned {
+            error!("cannot start a worker thread: {e}; connections wait for a free worker");
+            let mut st = lock(&self.state);
+            st.threads -= 1;
+            if let Some(door) = lock(&handed).take() {
+                st.door = Some(door);
             }
+        }
+    }
+
+    /// Waits for this worker's turn at the door (bounded by the pool's idle time); None when
+    /// the worker is to end (it has then left the pool).
+    fn wait_turn(&self) -> Option<Door> {
+        let me = Arc::new(Follower {
+            thread: std::thread::current(),
+            door: Mutex::new(None),
+        });
+        {
+            let mut st = lock(&self.state);
+            if let Some(door) = st.door.take() {
+                return Some(door);
+            }
+            st.idle.push(me.clone());
+        }
+        let deadline = Instant::now() + self.idle;
+        loop {
+            if let Some(door) = lock(&me.door).take() {
+                return Some(door);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // Passing the door removes the follower from `idle` and fills its slot under
+                // the state lock: under it, the two cannot cross.
+                let mut st = lock(&self.state);
+                if let Some(door) = lock(&me.door).take() {
+                    return Some(door);
+                }
+                st.idle.retain(|f| !Arc::ptr_eq(f, &me));
+                st.threads -= 1;
+                return None;
+            }
+            std::thread::park_timeout(left);
         }
     }
 }
@@ -731,6 +898,67 @@ mod tests {
         drop(slots);
         assert_eq!(sh.active(), 0);
         assert!(sh.admit(a).is_ok());
+    }
+
+    /// Connects and reads the first reply line (bounded).
+    fn first_line(addr: SocketAddr) -> (TcpStream, String) {
+        use std::io::Read;
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") && line.len() < 200 {
+            match c.read(&mut byte) {
+                Ok(1) => line.push(byte[0]),
+                _ => break,
+            }
+        }
+        (c, String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// Waits (bounded) until `cond` holds.
+    fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn workers_take_turns_at_the_door_and_idle_ones_end() {
+        let sh = shared(8, 0);
+        let l = listen(&SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = l.local_addr().unwrap();
+        let door = Door::new(vec![Listener {
+            socket: l,
+            implicit: false,
+        }])
+        .unwrap();
+        let (fatal, failed) = std::sync::mpsc::channel();
+        let pool = Arc::new(Pool::new(sh.clone(), fatal, Duration::from_millis(300)));
+        pool.pass_on(door);
+        // Eight sessions at once, each greeted by its own worker; one more worker leads.
+        let mut clients = Vec::new();
+        for i in 0..8 {
+            let (c, line) = first_line(addr);
+            assert!(line.starts_with("220 "), "session {i}: {line:?}");
+            clients.push(c);
+        }
+        eventually("8 sessions", || sh.active() == 8);
+        assert_eq!(pool.threads(), 9);
+        // The ninth is refused by the leader, at once.
+        let (_c, line) = first_line(addr);
+        assert_eq!(line, "421 Too many connections (8); try again later.\r\n");
+        assert!(pool.threads() <= 9);
+        // The clients go; their workers wait for a turn, then end, but for the leader.
+        drop(clients);
+        eventually("sessions over", || sh.active() == 0);
+        eventually("idle workers gone", || pool.threads() == 1);
+        // The door is still kept.
+        let (_c, line) = first_line(addr);
+        assert!(line.starts_with("220 "), "{line:?}");
+        assert!(failed.try_recv().is_err(), "no fatal error");
     }
 
     #[test]
