@@ -744,23 +744,32 @@ impl Pool {
             };
             // A panic here would lose the door: it ends the server, as an acceptor's would.
             let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.lead(&mut d)));
-            let failure = match led {
+            match led {
                 Ok(Ok(job)) => {
                     self.pass_on(d);
                     serve(&self.shared, job);
-                    continue;
                 }
-                Ok(Err(e)) => e,
-                Err(_) => io::Error::other("internal error (panic) while accepting"),
-            };
-            error!("waiting for connections failed: {failure}");
-            let _ = lock(&self.fatal).send(Err(failure));
-            return;
+                Ok(Err(e)) => return self.fail(e),
+                Err(_) => {
+                    return self.fail(io::Error::other("internal error (panic) while accepting"))
+                }
+            }
         }
+    }
+
+    /// Ends the server: no worker can accept any more.
+    #[inline(never)]
+    fn fail(&self, e: io::Error) {
+        error!("waiting for connections failed: {e}");
+        let _ = lock(&self.fatal).send(Err(e));
     }
 
     /// Accepts until a connection passes the IP filter, the bans and the limits (the others
     /// are refused on the spot); errors only when the poll fails.
+    ///
+    /// Out of line, like [`Pool::wait_turn`]: [`Pool::work`]'s frame stays under every
+    /// session this worker serves, and a worker's stack keeps every page it touched.
+    #[inline(never)]
     fn lead(&self, door: &mut Door) -> io::Result<Job> {
         loop {
             if let Some(job) = self.shared.admit_connection(door.next()?) {
@@ -809,6 +818,7 @@ impl Pool {
 
     /// Waits for this worker's turn at the door (bounded by the pool's idle time); None when
     /// the worker is to end (it has then left the pool).
+    #[inline(never)]
     fn wait_turn(&self) -> Option<Door> {
         let me = Arc::new(Follower {
             thread: std::thread::current(),
