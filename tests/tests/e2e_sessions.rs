@@ -1,6 +1,8 @@
-//! End to end, the cost of sessions (issue 5): 1,000 logged-in idle sessions all fit the
-//! default limits, at no more than 32 KiB of the server's memory (PSS) each in a release
-//! build; a password that the login cache remembers stops working as soon as it is changed.
+//! End to end, sessions at scale (issue 5): 1,000 logged-in idle sessions are all accepted and
+//! kept alive with the default limits; a password that the login cache remembers stops working
+//! as soon as it is changed. (What a session costs in memory is measured by the benchmark,
+//! `wharf-bench --workloads idle_sessions`, not asserted here: memory and speed are
+//! benchmark figures, never test assertions.)
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,9 +13,6 @@ use wharf_tests::e2e::{
 };
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/hold_sessions.py");
-
-/// The most a logged-in idle session may add to the server's PSS (issue 5's target).
-const MAX_KIB_PER_IDLE_SESSION: f64 = 32.0;
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
     line.split_whitespace()
@@ -50,14 +49,6 @@ fn a_thousand_idle_sessions_fit_the_default_limits() {
     let after: f64 = field(line, "pss_after_kib").parse().expect("a number");
     let per_session = (after - before) / N as f64;
     eprintln!("{N} idle sessions: {per_session:.1} KiB PSS each ({before} -> {after} KiB)");
-    // Debug builds have far larger stack frames; the figure that ships is the release one.
-    if !cfg!(debug_assertions) {
-        assert!(
-            per_session <= MAX_KIB_PER_IDLE_SESSION,
-            "an idle session costs {per_session:.1} KiB of the server's memory (PSS), more than \
-             {MAX_KIB_PER_IDLE_SESSION} KiB: {line}"
-        );
-    }
     // The server goes on serving.
     let mut c = server.login();
     assert_eq!(c.cmd("NOOP").code, 200);
