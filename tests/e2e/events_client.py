@@ -23,16 +23,14 @@ import struct
 import sys
 import time
 
+import ftputil
+from ftputil import check
+
 HOST = "127.0.0.1"
 TIMEOUT = 30
 EVENT_WAIT = 10
 KEYS = {"time", "event", "session", "user", "partner", "client", "path", "to", "size",
         "duration", "result", "reason"}
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 class Events:
@@ -113,17 +111,10 @@ def connect(port, tls=None):
     return ftp
 
 
-class ReuseFTP_TLS(ftplib.FTP_TLS):
-    """FTP_TLS whose data connections resume the control connection's TLS session."""
+class ReuseFTP_TLS(ftputil.ReuseFTP_TLS):
+    """The shared session-resuming FTP_TLS, with the CA file this script trusts."""
 
     cafile = None
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(
-                conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
 
 
 def scenario_operations(port, user, password, cdir, a):

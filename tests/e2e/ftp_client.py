@@ -17,27 +17,10 @@ import os
 import sys
 import time
 
+from ftputil import check, expect_error, sha256
+
 HOST = "127.0.0.1"
 TIMEOUT = 30
-
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def expect_error(code, fn, *args):
-    """Calls fn(*args), which must fail with an FTP error reply starting with `code`."""
-    try:
-        resp = fn(*args)
-    except ftplib.all_errors as e:
-        check(str(e).startswith(code), f"{fn.__name__}{args}: want {code}, got {e}")
-        return str(e)
-    raise AssertionError(f"{fn.__name__}{args}: want {code}, got success {resp!r}")
 
 
 def retr_bytes(ftp, cmd, rest=None):

@@ -24,29 +24,10 @@ import ssl
 import struct
 import sys
 
+from ftputil import ReuseFTP_TLS, check, sha256
+
 HOST = "127.0.0.1"
 TIMEOUT = 30
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-class ReuseFTP_TLS(ftplib.FTP_TLS):
-    """FTP_TLS whose data connections resume the control connection's TLS session."""
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(
-                conn, server_hostname=self.host, session=self.sock.session
-            )
-        return conn, size
 
 
 def retr(ftp, name):
