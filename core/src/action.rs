@@ -12,7 +12,7 @@ use crate::path::VirtualPath;
 use crate::policy::IpFilter;
 use crate::time::UnixTime;
 use core::fmt;
-use std::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Names an action so that its outcome can find its way back.

@@ -4,8 +4,8 @@
 //! Pure parsing and formatting; whether an address may be used is the session's decision.
 
 use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use core::ops::RangeInclusive;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 /// A malformed address argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! arguments from the line, so parsing allocates nothing.
 
 use crate::addr;
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 
 /// TYPE argument (RFC 959 §3.1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

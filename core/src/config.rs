@@ -4,8 +4,8 @@
 //! the defaults here are the documented defaults of the server.
 
 use crate::policy::IpFilter;
+use core::net::IpAddr;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 /// Who must use TLS (on the control connection, or on data connections).

@@ -9,7 +9,7 @@ use crate::action::{
 use crate::addr;
 use crate::command::EpsvArg;
 use crate::path::VirtualPath;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use core::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ impl Session {
         );
     }
 
-    fn advertised_v4(&self) -> Option<std::net::Ipv4Addr> {
+    fn advertised_v4(&self) -> Option<core::net::Ipv4Addr> {
         let ip = self
             .config
             .passive_address
@@ -147,7 +147,7 @@ impl Session {
             PassiveKind::Pasv => {
                 let ip = self
                     .advertised_v4()
-                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+                    .unwrap_or(core::net::Ipv4Addr::UNSPECIFIED);
                 self.reply(227, &addr::format_pasv(SocketAddrV4::new(ip, port)));
             }
             PassiveKind::Lpsv => {

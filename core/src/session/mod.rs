@@ -33,8 +33,8 @@ use crate::framing::LineFramer;
 use crate::listing::Facts;
 use crate::path::VirtualPath;
 use crate::reply::{quote_path, Reply};
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
