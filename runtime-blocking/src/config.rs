@@ -239,6 +239,11 @@ pub struct Settings {
     /// only when complete, so nobody sees half a file under its name (see docs/partners.md).
     /// Default true.
     pub atomic_uploads: bool,
+    /// `direct_uploads`: a binary upload larger than one 8 MiB chunk is written with direct
+    /// I/O (`O_DIRECT`, past the page cache) by a writer thread while the next chunk is read;
+    /// smaller uploads, and file systems that refuse direct I/O, go through the page cache
+    /// (see docs/sessions.md). Default true.
+    pub direct_uploads: bool,
     /// `max_logins`: logged-in sessions at once, all users together; one more gets `421
     /// Maximum login limit has been reached.` 0 = unlimited. Default 0.
     pub max_logins: u32,
@@ -314,6 +319,7 @@ impl Default for Settings {
             xferlog_file: None,
             partners_root: PathBuf::from("wharf-partners"),
             atomic_uploads: true,
+            direct_uploads: true,
             max_logins: core.max_logins,
             max_anonymous_logins: core.max_anonymous_logins,
             max_logins_per_ip: core.max_logins_per_ip,
@@ -372,6 +378,7 @@ pub const KEYS: &[&str] = &[
     "xferlog_file",
     "partners_root",
     "atomic_uploads",
+    "direct_uploads",
     "max_logins",
     "max_anonymous_logins",
     "max_logins_per_ip",
@@ -891,6 +898,7 @@ impl Settings {
                 "xferlog_file" => s.xferlog_file = r.log_file(k, v).or(s.xferlog_file.take()),
                 "partners_root" => s.partners_root = r.path(k, v).unwrap_or(s.partners_root),
                 "atomic_uploads" => s.atomic_uploads = r.bool(k, v).unwrap_or(s.atomic_uploads),
+                "direct_uploads" => s.direct_uploads = r.bool(k, v).unwrap_or(s.direct_uploads),
                 "max_logins" | "max_anonymous_logins" | "max_logins_per_ip" => {
                     if let Some(n) = r.int(k, v, 0, 100_000) {
                         let n = n as u32;
@@ -1315,7 +1323,7 @@ mod tests {
     fn login_policy_and_partner_keys() {
         let s = Settings::parse("", "wharf.toml", Path::new("")).unwrap();
         assert_eq!(s.partners_root, PathBuf::from("wharf-partners"));
-        assert!(s.atomic_uploads && s.site_chmod);
+        assert!(s.atomic_uploads && s.direct_uploads && s.site_chmod);
         assert_eq!(
             (s.max_logins, s.max_anonymous_logins, s.max_logins_per_ip),
             (0, 0, 0)
@@ -1327,7 +1335,7 @@ mod tests {
         );
         assert!(s.core_config().ip_filter.is_open());
         let s = Settings::parse(
-            "partners_root = \"p\"\natomic_uploads = false\nmax_logins = 5\n\
+            "partners_root = \"p\"\natomic_uploads = false\ndirect_uploads = false\nmax_logins = 5\n\
              max_anonymous_logins = 1\nmax_logins_per_ip = 2\nip_allow = [\"127.0.0.0/8\", \"::1\"]\n\
              ip_deny = \"127.0.0.2\"\nban_after_failures = 0\nban_window_secs = 60\n\
              ban_duration_secs = 30\nsite_chmod = false\n",
@@ -1336,7 +1344,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.partners_root, PathBuf::from("/etc/wharf/p"));
-        assert!(!s.atomic_uploads);
+        assert!(!s.atomic_uploads && !s.direct_uploads);
         assert_eq!(s.ban_after_failures, 0);
         assert_eq!(s.ban_duration, Duration::from_secs(30));
         let c = s.core_config();

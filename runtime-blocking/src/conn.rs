@@ -229,13 +229,21 @@ impl<'a> Connection<'a> {
             };
             match out {
                 Output::Reply(mut r) => {
-                    if self.upload_open {
+                    let settled = self.upload_open;
+                    if settled {
                         // The final reply of an upload: the file goes in place first.
                         if let Some(failed) = self.settle_upload((200..300).contains(&r.code())) {
                             r = failed;
                         }
                     }
-                    if let Err(e) = self.ctrl.send(r.as_bytes()) {
+                    let sent = self.ctrl.send(r.as_bytes());
+                    if settled {
+                        // What the upload replaced goes now that the client has its answer.
+                        if let Some(storage) = &self.storage {
+                            storage.release_replaced();
+                        }
+                    }
+                    if let Err(e) = sent {
                         info!("session {}: cannot write a reply: {e}", self.id);
                         return false;
                     }

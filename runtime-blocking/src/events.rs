@@ -230,7 +230,7 @@ impl AppendLog {
     }
 
     /// Appends `line` (which ends with a newline) in one write. Failures are logged (at most
-    /// one warning per [`WARN_EVERY`]), never returned: a full disk must not end sessions.
+    /// one warning per `WARN_EVERY`), never returned: a full disk must not end sessions.
     pub fn append(&self, line: &[u8]) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();

@@ -87,6 +87,10 @@ use crate::users::{FixedFolder, Login, Partner, View};
 pub const MAX_UNIQUE_TRIES: u32 = 1000;
 /// The most entries [`sweep_partials`] looks at in one tree.
 pub const MAX_SWEEP_ENTRIES: usize = 200_000;
+/// The size from which a file an atomic upload replaces is kept under a hidden name until
+/// the upload's reply is sent ([`Storage::release_replaced`]): freeing a large file's blocks
+/// takes a while (about 0.15 s a GiB on ext4), which the client need not wait for.
+pub const RELEASE_LATER_MIN: u64 = 32 * 1024 * 1024;
 
 /// A user's file system, as the session's commands see it. Every path is virtual (inside the
 /// user's root); implementations keep every operation inside that root.
@@ -131,6 +135,9 @@ pub trait Storage: Send {
     fn finish_upload(&self, _ok: bool) -> Result<(), StorageError> {
         Ok(())
     }
+    /// After the reply to an upload: frees what the upload replaced, if
+    /// [`Storage::finish_upload`] left that for later.
+    fn release_replaced(&self) {}
     /// The size of a file as TYPE A sends it (every bare LF counted as CRLF).
     fn ascii_size(&self, path: &VirtualPath) -> Result<u64, StorageError> {
         let (mut file, _) = self.open_read(path, 0)?;
@@ -171,6 +178,8 @@ struct PendingUpload {
 struct UploadState {
     ownership: Option<Ownership>,
     pending: Option<PendingUpload>,
+    /// A hidden name of the large file the last upload replaced, removed after its reply.
+    replaced: Option<PathBuf>,
 }
 
 /// The local file system below one directory (the user's root).
@@ -558,12 +567,31 @@ impl Drop for LocalFs {
     fn drop(&mut self) {
         // An upload that never finished (the session died mid-transfer): no partial file
         // stays behind.
-        if let Some(p) = self.upload.get_mut().pending.take() {
+        let u = self.upload.get_mut();
+        if let Some(p) = u.pending.take() {
             if p.atomic {
                 let _ = fs::remove_file(&p.written);
             }
         }
+        if let Some(old) = u.replaced.take() {
+            let _ = fs::remove_file(old);
+        }
     }
+}
+
+/// When `target` is a regular file of at least [`RELEASE_LATER_MIN`] bytes, gives it a
+/// second, hidden name beside it (a partial-file name, so that a server that dies before
+/// removing it sweeps it at the next start) and returns that name.
+fn keep_large(target: &Path) -> Option<PathBuf> {
+    let m = fs::symlink_metadata(target).ok()?;
+    if !m.is_file() || m.len() < RELEASE_LATER_MIN {
+        return None;
+    }
+    let kept = target
+        .parent()?
+        .join(format!("{PARTIAL_PREFIX}{}", meta::unique_suffix()));
+    fs::hard_link(target, &kept).ok()?;
+    Some(kept)
 }
 
 /// Whether any component of `path` is a name reserved for the server.
@@ -977,6 +1005,15 @@ impl Storage for LocalFs {
         Ok((file, path.clone()))
     }
 
+    fn release_replaced(&self) {
+        let old = self.upload.lock().replaced.take();
+        if let Some(old) = old {
+            if let Err(e) = fs::remove_file(&old) {
+                warn!("cannot remove {}: {e}", old.display());
+            }
+        }
+    }
+
     fn finish_upload(&self, ok: bool) -> Result<(), StorageError> {
         let pending = {
             let mut u = self.upload.lock();
@@ -997,7 +1034,17 @@ impl Storage for LocalFs {
             // The name was free when the upload started; it must still be.
             fs::hard_link(&p.written, &p.target).and_then(|()| fs::remove_file(&p.written))
         } else {
-            fs::rename(&p.written, &p.target)
+            // A large file replaced is kept under a hidden name (freed after the reply).
+            let kept = keep_large(&p.target);
+            let placed = fs::rename(&p.written, &p.target);
+            if let Some(k) = kept {
+                if placed.is_ok() {
+                    self.upload.lock().replaced = Some(k);
+                } else {
+                    let _ = fs::remove_file(k);
+                }
+            }
+            placed
         };
         if let Err(e) = placed {
             let _ = fs::remove_file(&p.written);

@@ -26,6 +26,11 @@
 //!   useful size left in the quota) the upload goes on with read and write from where it
 //!   stopped, every byte taken from the socket already in the file. See [`sys`] for the
 //!   system calls.
+//! - Binary uploads without a rate limit, plain or TLS, past their first 8 MiB: direct I/O
+//!   (`O_DIRECT`) from two aligned buffers, one filled from the data connection while a
+//!   writer thread writes the other (the `direct_uploads` key, on by default; see [`direct`]
+//!   for why and docs/transfers.md for the figures). Where the file's position is not aligned
+//!   (REST, APPE) or the file system refuses direct I/O, the upload goes on the ordinary way.
 //! - Everything else (TYPE A, listings, TLS) goes through a buffer: TYPE A applies the
 //!   core's codecs; TLS reads [`UPLOAD_BUFFER`] of the file at a time and writes it all
 //!   through rustls, and reads uploads a large slice of the socket at a time
@@ -66,6 +71,7 @@ use crate::storage::map_io_error;
 use crate::stream::{self, DataStream};
 use crate::tls;
 
+pub mod direct;
 pub mod sys;
 pub use sys::sendfile;
 
@@ -139,6 +145,11 @@ impl Pacer {
             Some(r) => (r / 10).clamp(1, max),
             None => max,
         }
+    }
+
+    /// Whether a rate limit applies.
+    pub fn is_limited(&self) -> bool {
+        self.rate.is_some()
     }
 
     /// How long to wait before moving more, having moved `bytes` since [`Pacer::begin`].
@@ -644,12 +655,13 @@ impl Connection<'_> {
     ) -> Result<(), TransferError> {
         let mut decoder = (representation == Representation::Ascii).then(AsciiDecoder::new);
         flow.pacer.begin();
-        let spliced = match stream.plain_tcp_mut() {
-            Some(tcp) if decoder.is_none() => self.splice_upload(flow, tcp, &mut file)?,
-            _ => false,
-        };
-        if !spliced {
-            self.receive_buffered(flow, stream, &mut file, decoder.as_mut())?;
+        // A large binary upload goes direct after its first chunk (see [`direct`]).
+        let direct_from =
+            (decoder.is_none() && !flow.pacer.is_limited() && self.shared.settings.direct_uploads)
+                .then(|| flow.bytes + direct::CHUNK as u64);
+        let upto = self.ordinary_upload(flow, stream, &mut file, decoder.as_mut(), direct_from)?;
+        if upto == Upload::Paused && !self.direct_upload(flow, stream, &mut file)? {
+            self.ordinary_upload(flow, stream, &mut file, None, None)?;
         }
         // The data connection ended. A client that died mid-upload closes it like one that
         // finished (in stream mode the end of the connection is the end of the file); but it
@@ -677,23 +689,50 @@ impl Connection<'_> {
         Ok(())
     }
 
+    /// An upload the ordinary way, through the page cache: spliced on a plain binary
+    /// upload (see [`Connection::splice_upload`]), else through a fixed buffer; until the
+    /// data connection ends, or until the transfer has moved `stop_at` bytes ([`Upload::Paused`]).
+    fn ordinary_upload(
+        &mut self,
+        flow: &mut Flow,
+        stream: &mut DataStream,
+        file: &mut File,
+        decoder: Option<&mut AsciiDecoder>,
+        stop_at: Option<u64>,
+    ) -> Result<Upload, TransferError> {
+        let spliced = match stream.plain_tcp_mut() {
+            Some(tcp) if decoder.is_none() => self.splice_upload(flow, tcp, file, stop_at)?,
+            _ => Upload::Unspliced,
+        };
+        match spliced {
+            Upload::Unspliced => self.receive_buffered(flow, stream, file, decoder, stop_at),
+            done => Ok(done),
+        }
+    }
+
     /// The upload loop through a fixed buffer (TLS, TYPE A, or where splice cannot be used),
-    /// until the data connection ends.
+    /// until the data connection ends or the transfer has moved `stop_at` bytes.
     fn receive_buffered(
         &mut self,
         flow: &mut Flow,
         stream: &mut DataStream,
         file: &mut File,
         mut decoder: Option<&mut AsciiDecoder>,
-    ) -> Result<(), TransferError> {
+        stop_at: Option<u64>,
+    ) -> Result<Upload, TransferError> {
         let mut buf = vec![0u8; UPLOAD_BUFFER];
         let mut plain = Vec::new();
         let write_err = |e: io::Error| TransferError::Storage(map_io_error(&e));
         loop {
-            let limit = flow.pacer.chunk(buf.len() as u64) as usize;
+            let want = match stop_at {
+                Some(end) if flow.bytes >= end => return Ok(Upload::Paused),
+                Some(end) => (end - flow.bytes).min(buf.len() as u64),
+                None => buf.len() as u64,
+            };
+            let limit = flow.pacer.chunk(want) as usize;
             let n = match stream.read(&mut buf[..limit]) {
                 // For TLS, rustls reports the end only after the client's close_notify.
-                Ok(0) => break,
+                Ok(0) => return Ok(Upload::Ended),
                 Ok(n) => n,
                 Err(e) if is_timeout(&e) => 0,
                 Err(e) if stream.is_tls() && e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -713,25 +752,117 @@ impl Connection<'_> {
             }
             self.tick(flow, n as u64)?;
         }
-        Ok(())
+    }
+
+    /// The rest of a large binary upload (its first chunk went the ordinary way), written with
+    /// direct I/O through a writer thread (see [`direct`]). Returns false, with every byte
+    /// taken from the data connection already in the file, where this way cannot be used: the
+    /// file's position is not aligned (REST, APPE), the file system refuses direct I/O, or no
+    /// thread could be started; the caller goes on the ordinary way from there.
+    fn direct_upload(
+        &mut self,
+        flow: &mut Flow,
+        stream: &mut DataStream,
+        file: &mut File,
+    ) -> Result<bool, TransferError> {
+        let storage = |e: io::Error| TransferError::Storage(map_io_error(&e));
+        let start = file.stream_position().map_err(storage)?;
+        if start % sys::DIRECT_ALIGN as u64 != 0 {
+            return Ok(false);
+        }
+        let mut first = direct::Chunk::new();
+        if self.fill_chunk(flow, stream, &mut first)? {
+            // Less than a chunk more: the ordinary way, into the page cache.
+            file.write_all(first.data()).map_err(storage)?;
+            return Ok(true);
+        }
+        if sys::set_direct(file, true).is_err() {
+            file.write_all(first.data()).map_err(storage)?;
+            return Ok(false);
+        }
+        let file: &File = file;
+        let (full_tx, full_rx) = crossbeam_channel::bounded::<direct::Full>(1);
+        let (empty_tx, empty_rx) = crossbeam_channel::bounded(2);
+        std::thread::scope(|scope| {
+            let writer = std::thread::Builder::new()
+                .name("wharf-write".into())
+                .spawn_scoped(scope, move || direct::write_chunks(file, full_rx, empty_tx));
+            if writer.is_err() {
+                sys::set_direct(file, false).map_err(storage)?;
+                (&*file).write_all(first.data()).map_err(storage)?;
+                return Ok(false);
+            }
+            let mut spare = Some(direct::Chunk::new());
+            let mut chunk = first;
+            loop {
+                // (The first chunk is full already: this returns at once.)
+                let ended = self.fill_chunk(flow, stream, &mut chunk)?;
+                if full_tx.send((chunk, ended)).is_err() {
+                    break;
+                }
+                if ended {
+                    break;
+                }
+                chunk = match spare.take() {
+                    Some(c) => c,
+                    // The writer gives each chunk back once written (or says why not).
+                    None => match empty_rx.recv() {
+                        Ok(r) => r.map_err(storage)?,
+                        Err(_) => break,
+                    },
+                };
+            }
+            drop(full_tx);
+            // Wait for the writer; its error (a full disk) is the upload's.
+            for r in empty_rx.iter() {
+                r.map_err(storage)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Reads the data connection into `chunk` until it is full (false) or the data
+    /// connection ends (true), ticking as every upload loop does.
+    fn fill_chunk(
+        &mut self,
+        flow: &mut Flow,
+        stream: &mut DataStream,
+        chunk: &mut direct::Chunk,
+    ) -> Result<bool, TransferError> {
+        while !chunk.is_full() {
+            let n = match stream.read(chunk.space()) {
+                // For TLS, rustls reports the end only after the client's close_notify.
+                Ok(0) => return Ok(true),
+                Ok(n) => n,
+                Err(e) if is_timeout(&e) => 0,
+                Err(e) if stream.is_tls() && e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(TransferError::ConnectionLost(NO_CLOSE_NOTIFY.into()));
+                }
+                Err(e) => return Err(lost(&e)),
+            };
+            chunk.add(n);
+            self.tick(flow, n as u64)?;
+        }
+        Ok(false)
     }
 
     /// The zero-copy upload: `splice(2)` from the socket into a pipe and from the pipe into
     /// the file, a pipe's worth ([`sys::PIPE_SIZE`], or the rate limit's chunk) at a time,
     /// ticking between chunks as the buffered loop does (control checks, stall timeout,
-    /// pacing). Returns true when the data connection reached its end, false when splice
-    /// cannot be used here (the caller goes on with read and write from where this stopped:
-    /// every byte taken from the socket is in the file by then).
+    /// pacing), until the data connection ends or the transfer has moved `stop_at` bytes.
+    /// [`Upload::Unspliced`] when splice cannot be used here: the caller goes on with read and
+    /// write from where this stopped (every byte taken from the socket is in the file by then).
     fn splice_upload(
         &mut self,
         flow: &mut Flow,
         tcp: &std::net::TcpStream,
         file: &mut File,
-    ) -> Result<bool, TransferError> {
+        stop_at: Option<u64>,
+    ) -> Result<Upload, TransferError> {
         let Ok(mut pipe) = sys::Pipe::take() else {
-            return Ok(false);
+            return Ok(Upload::Unspliced);
         };
-        let r = self.splice_chunks(flow, tcp, file, &mut pipe);
+        let r = self.splice_chunks(flow, tcp, file, &mut pipe, stop_at);
         // Kept for the next transfer only if it is empty.
         pipe.give_back();
         r
@@ -743,16 +874,22 @@ impl Connection<'_> {
         tcp: &std::net::TcpStream,
         file: &mut File,
         pipe: &mut sys::Pipe,
-    ) -> Result<bool, TransferError> {
+        stop_at: Option<u64>,
+    ) -> Result<Upload, TransferError> {
         let write_err = |e: &io::Error| TransferError::Storage(map_io_error(e));
         loop {
-            let want = flow.pacer.chunk(pipe.capacity() as u64) as usize;
+            let room = match stop_at {
+                Some(end) if flow.bytes >= end => return Ok(Upload::Paused),
+                Some(end) => (end - flow.bytes).min(pipe.capacity() as u64),
+                None => pipe.capacity() as u64,
+            };
+            let want = flow.pacer.chunk(room) as usize;
             let n = match pipe.fill_from(tcp, want) {
-                Ok(0) => return Ok(true),
+                Ok(0) => return Ok(Upload::Ended),
                 Ok(n) => n,
                 Err(e) if is_timeout(&e) => 0,
                 // Nothing was taken from the socket: read and write from here.
-                Err(e) if sys::unsupported(&e) => return Ok(false),
+                Err(e) if sys::unsupported(&e) => return Ok(Upload::Unspliced),
                 Err(e) => return Err(lost(&e)),
             };
             let mut spliced = true;
@@ -777,10 +914,21 @@ impl Connection<'_> {
             }
             self.tick(flow, n as u64)?;
             if !spliced {
-                return Ok(false);
+                return Ok(Upload::Unspliced);
             }
         }
     }
+}
+
+/// Where an upload loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upload {
+    /// The data connection ended: all of the file arrived.
+    Ended,
+    /// The byte count it was given was reached; the data connection goes on.
+    Paused,
+    /// Splice cannot be used here; nothing is lost (read and write go on from here).
+    Unspliced,
 }
 
 fn is_connection_error(e: &io::Error) -> bool {

@@ -3,6 +3,8 @@
 //! an in-place APPE opens its file for appending, which splice refuses); ABOR, STAT, NOOP and
 //! QUIT are answered while an upload waits for its data; a reset data connection is a failed
 //! upload; FTPS uploads in every store mode (over a longer file too) arrive byte for byte.
+//! The sizes reach past the first 8 MiB chunk, after which binary uploads go with direct I/O
+//! (`direct_uploads`), and the same modes run with it off.
 
 use std::fs;
 use std::io::Write;
@@ -61,14 +63,19 @@ fn start_upload(c: &mut Ctrl, command: &str) -> TcpStream {
     data
 }
 
-/// STOR, STOR over a longer file, APPE, REST + STOR, each checked on disk byte for byte.
+/// STOR over a large file, STOR over a longer file, APPE, REST + STOR, each checked on disk
+/// byte for byte. The sizes take every way an upload can go: past the first 8 MiB chunk with
+/// an unaligned tail (direct I/O where it is on), an APPE that goes direct from an aligned
+/// end, a REST + STOR at an unaligned offset (never direct), and a replaced file large
+/// enough to be released after the reply.
 fn store_modes(server: &Server) {
     let mut c = server.login();
     assert_eq!(c.cmd("TYPE I").code, 200);
     let path = server.root().join("f.bin");
-    let a = random_bytes(5 << 20, 1);
+    write_file(&path, &random_bytes(40 << 20, 6));
+    let a = random_bytes((16 << 20) + 12_345, 1);
     let b = random_bytes(1 << 20, 2);
-    let tail = random_bytes(3 << 20, 3);
+    let tail = random_bytes((9 << 20) + 7, 3);
     let (first, last) = c.transfer_out("STOR f.bin", &a);
     assert_eq!(
         (first.code, last.code),
@@ -122,6 +129,15 @@ fn plain_uploads_arrive_byte_for_byte_in_every_store_mode_in_place() {
     let server = Server::start_with(
         "transfers-modes-in-place",
         ServerOptions::default().config("atomic_uploads = false\n"),
+    );
+    store_modes(&server);
+}
+
+#[test]
+fn plain_uploads_arrive_byte_for_byte_in_every_store_mode_through_the_page_cache() {
+    let server = Server::start_with(
+        "transfers-modes-buffered",
+        ServerOptions::default().config("direct_uploads = false\n"),
     );
     store_modes(&server);
 }
@@ -232,16 +248,18 @@ fn ftps_uploads_arrive_byte_for_byte_in_every_store_mode() {
     ] {
         let server = Server::start_with(name, ServerOptions::default().config(config));
         let cdir = server.client_dir();
-        let a = random_bytes(3 << 20, 9);
+        // Past the first 8 MiB (direct I/O), an unaligned tail; an APPE from an unaligned
+        // end (never direct).
+        let a = random_bytes((17 << 20) + 12_345, 9);
         let b = random_bytes(700_000, 10);
-        let c = random_bytes(1 << 20, 11);
+        let c = random_bytes((9 << 20) + 8, 11);
         write_file(cdir.join("a.bin"), &a);
         write_file(cdir.join("b.bin"), &b);
         write_file(cdir.join("c.bin"), &c);
         // Longer than anything uploaded over it.
         write_file(
             server.root().join("replace.bin"),
-            &random_bytes(6 << 20, 12),
+            &random_bytes(40 << 20, 12),
         );
         let cafile = server.self_signed_cert().to_string_lossy().into_owned();
         python(&server, "tls_store_modes", &[cafile]);

@@ -60,6 +60,8 @@ mod ffi {
     }
     pub const SPLICE_F_MOVE: u32 = 1;
     pub const SPLICE_F_NONBLOCK: u32 = 2;
+    pub const F_GETFL: i32 = 3;
+    pub const F_SETFL: i32 = 4;
     pub const F_SETPIPE_SZ: i32 = 1031;
     pub const F_GETPIPE_SZ: i32 = 1032;
     pub const MSG_DONTWAIT: i32 = 0x40;
@@ -366,6 +368,69 @@ fn resize(pipe: &io::PipeWriter, size: usize) -> usize {
 fn resize(_pipe: &io::PipeWriter, _size: usize) -> usize {
     4096
 }
+
+/// The `O_DIRECT` file status flag of this architecture (`asm-generic` value unless the
+/// architecture overrides it), or `None` where this module does not know it.
+#[cfg(target_os = "linux")]
+const O_DIRECT: Option<i32> = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+    Some(0o40000)
+} else if cfg!(any(target_arch = "aarch64", target_arch = "arm")) {
+    Some(0o200000)
+} else if cfg!(any(target_arch = "powerpc", target_arch = "powerpc64")) {
+    Some(0o400000)
+} else if cfg!(any(
+    target_arch = "riscv64",
+    target_arch = "s390x",
+    target_arch = "loongarch64"
+)) {
+    Some(0o40000)
+} else {
+    None
+};
+
+/// Turns direct I/O (`O_DIRECT`: writes go to the device, not through the page cache) on or
+/// off for `file`. Refused (`EINVAL`) by file systems that cannot do it; while it is on,
+/// every write must start at a file offset and a memory address that are multiples of the
+/// device's block size, and be a multiple of it long ([`DIRECT_ALIGN`] satisfies every
+/// common device).
+#[cfg(target_os = "linux")]
+pub fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let Some(flag) = O_DIRECT else {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "O_DIRECT is not known on this architecture",
+        ));
+    };
+    let fd = file.as_raw_fd();
+    // SAFETY: the descriptor is borrowed from a live file; F_GETFL takes no argument and
+    // F_SETFL an int, and neither touches user memory.
+    let flags = unsafe { ffi::fcntl(fd, ffi::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wanted = if on { flags | flag } else { flags & !flag };
+    if wanted == flags {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    if unsafe { ffi::fcntl(fd, ffi::F_SETFL, wanted) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn set_direct(_file: &File, _on: bool) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "direct I/O is used on Linux only",
+    ))
+}
+
+/// The alignment of offsets, addresses and lengths for direct I/O: 4 KiB, the largest
+/// logical block size of common devices and the page size.
+pub const DIRECT_ALIGN: usize = 4096;
 
 #[cfg(test)]
 mod tests {
