@@ -168,6 +168,8 @@ struct PendingUpload {
     unique: bool,
     /// The inode of the file replaced, if one existed.
     old_ino: Option<u64>,
+    /// The size of the file replaced when the upload began (0 if none).
+    old_len: u64,
     /// Owner, group and mode of a new file.
     ownership: Option<Ownership>,
     /// The new file's mode is on disk already (set through the descriptor at open).
@@ -999,6 +1001,7 @@ impl Storage for LocalFs {
             atomic: self.atomic,
             unique: false,
             old_ino,
+            old_len: old.as_ref().map_or(0, fs::Metadata::len),
             ownership,
             mode_set,
         });
@@ -1035,7 +1038,9 @@ impl Storage for LocalFs {
             fs::hard_link(&p.written, &p.target).and_then(|()| fs::remove_file(&p.written))
         } else {
             // A large file replaced is kept under a hidden name (freed after the reply).
-            let kept = keep_large(&p.target);
+            let kept = (p.old_len >= RELEASE_LATER_MIN)
+                .then(|| keep_large(&p.target))
+                .flatten();
             let placed = fs::rename(&p.written, &p.target);
             if let Some(k) = kept {
                 if placed.is_ok() {
@@ -1155,6 +1160,7 @@ impl LocalFs {
                     atomic: true,
                     unique: true,
                     old_ino: None,
+                    old_len: 0,
                     ownership,
                     mode_set: false,
                 });
@@ -1180,6 +1186,7 @@ impl LocalFs {
                         atomic: false,
                         unique: true,
                         old_ino: None,
+                        old_len: 0,
                         ownership,
                         mode_set: false,
                     });
