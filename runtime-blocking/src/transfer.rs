@@ -724,21 +724,12 @@ impl Connection<'_> {
         let mut plain = Vec::new();
         let write_err = |e: io::Error| TransferError::Storage(map_io_error(&e));
         loop {
-            let want = match stop_at {
-                Some(end) if flow.bytes >= end => return Ok(Upload::Paused),
-                Some(end) => (end - flow.bytes).min(buf.len() as u64),
-                None => buf.len() as u64,
+            let Some(want) = room(flow, stop_at, buf.len()) else {
+                return Ok(Upload::Paused);
             };
             let limit = flow.pacer.chunk(want) as usize;
-            let n = match stream.read(&mut buf[..limit]) {
-                // For TLS, rustls reports the end only after the client's close_notify.
-                Ok(0) => return Ok(Upload::Ended),
-                Ok(n) => n,
-                Err(e) if is_timeout(&e) => 0,
-                Err(e) if stream.is_tls() && e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return Err(TransferError::ConnectionLost(NO_CLOSE_NOTIFY.into()));
-                }
-                Err(e) => return Err(lost(&e)),
+            let Some(n) = read_data(stream, &mut buf[..limit])? else {
+                return Ok(Upload::Ended);
             };
             if n > 0 {
                 match decoder.as_mut() {
@@ -830,15 +821,8 @@ impl Connection<'_> {
         chunk: &mut direct::Chunk,
     ) -> Result<bool, TransferError> {
         while !chunk.is_full() {
-            let n = match stream.read(chunk.space()) {
-                // For TLS, rustls reports the end only after the client's close_notify.
-                Ok(0) => return Ok(true),
-                Ok(n) => n,
-                Err(e) if is_timeout(&e) => 0,
-                Err(e) if stream.is_tls() && e.kind() == io::ErrorKind::UnexpectedEof => {
-                    return Err(TransferError::ConnectionLost(NO_CLOSE_NOTIFY.into()));
-                }
-                Err(e) => return Err(lost(&e)),
+            let Some(n) = read_data(stream, chunk.space())? else {
+                return Ok(true);
             };
             chunk.add(n);
             self.tick(flow, n as u64)?;
@@ -878,10 +862,8 @@ impl Connection<'_> {
     ) -> Result<Upload, TransferError> {
         let write_err = |e: &io::Error| TransferError::Storage(map_io_error(e));
         loop {
-            let room = match stop_at {
-                Some(end) if flow.bytes >= end => return Ok(Upload::Paused),
-                Some(end) => (end - flow.bytes).min(pipe.capacity() as u64),
-                None => pipe.capacity() as u64,
+            let Some(room) = room(flow, stop_at, pipe.capacity()) else {
+                return Ok(Upload::Paused);
             };
             let want = flow.pacer.chunk(room) as usize;
             let n = match pipe.fill_from(tcp, want) {
@@ -929,6 +911,31 @@ enum Upload {
     Paused,
     /// Splice cannot be used here; nothing is lost (read and write go on from here).
     Unspliced,
+}
+
+/// Reads from the data connection of an upload: `Some(n)` bytes (0 when the receive timeout
+/// passed with nothing), `None` at the end of the data. For TLS, rustls reports the end only
+/// after the client's close_notify; a bare end of the connection is a failed upload.
+fn read_data(stream: &mut DataStream, buf: &mut [u8]) -> Result<Option<usize>, TransferError> {
+    match stream.read(buf) {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(e) if is_timeout(&e) => Ok(Some(0)),
+        Err(e) if stream.is_tls() && e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(TransferError::ConnectionLost(NO_CLOSE_NOTIFY.into()))
+        }
+        Err(e) => Err(lost(&e)),
+    }
+}
+
+/// How many bytes an upload loop may take next, at most `max`: `None` once the transfer has
+/// moved `stop_at` bytes.
+fn room(flow: &Flow, stop_at: Option<u64>, max: usize) -> Option<u64> {
+    match stop_at {
+        Some(end) if flow.bytes >= end => None,
+        Some(end) => Some((end - flow.bytes).min(max as u64)),
+        None => Some(max as u64),
+    }
 }
 
 fn is_connection_error(e: &io::Error) -> bool {

@@ -139,13 +139,12 @@ def scenario_no_reuse_allowed(port, user, password, cdir, cafile):
     ftp.quit()
 
 
-def scenario_cut_upload(port, user, password, cdir, cafile):
-    """A protected upload whose data connection ends with a bare TCP close (no close_notify)
-    must not be reported complete."""
-    ftp = login(ReuseFTP_TLS, port, user, password, cafile)
-    conn = ftp.transfercmd("STOR cut.bin")
+def cut_upload(ftp, name, size):
+    """STOR `name`, send `size` random bytes, then end the data connection with a bare TCP
+    close; returns the final reply."""
+    conn = ftp.transfercmd(f"STOR {name}")
     check(isinstance(conn, ssl.SSLSocket), "the data connection is TLS")
-    conn.sendall(os.urandom(1 << 20))
+    conn.sendall(os.urandom(size))
     # socket.shutdown on an SSLSocket drops the TLS layer without close_notify (unwrap()
     # would send it) and sends a TCP FIN: the server sees end of file where the TLS stream
     # is not finished, as after a forged FIN. Then read (raw) until the server closes, so
@@ -160,13 +159,22 @@ def scenario_cut_upload(port, user, password, cdir, cafile):
             break
     conn.close()
     try:
-        resp = ftp.getresp()
+        return ftp.getresp()
     except (ftplib.error_temp, ftplib.error_perm) as e:
-        resp = str(e)
-    print(f"final reply: {resp}")
-    check(resp[:3] in ("426", "451"), f"want 426 or 451, got {resp!r}")
-    check("close_notify" in resp, f"the reply says why: {resp!r}")
-    check(ftp.voidcmd("NOOP").startswith("200"), "NOOP after the cut upload")
+        return str(e)
+
+
+def scenario_cut_upload(port, user, password, cdir, cafile):
+    """A protected upload whose data connection ends with a bare TCP close (no close_notify)
+    must not be reported complete: cut.bin within its first MiB, cut-large.bin past the
+    first 8 MiB (where uploads go with direct I/O), in the middle of a chunk."""
+    ftp = login(ReuseFTP_TLS, port, user, password, cafile)
+    for name, size in (("cut.bin", 1 << 20), ("cut-large.bin", (19 << 20) + 777)):
+        resp = cut_upload(ftp, name, size)
+        print(f"{name}: final reply: {resp}")
+        check(resp[:3] in ("426", "451"), f"{name}: want 426 or 451, got {resp!r}")
+        check("close_notify" in resp, f"{name}: the reply says why: {resp!r}")
+        check(ftp.voidcmd("NOOP").startswith("200"), f"NOOP after the cut upload of {name}")
     ftp.quit()
 
 

@@ -403,13 +403,21 @@ fn tls_upload_cut_without_close_notify_is_not_complete() {
     }
     let server = Server::start("tls-cut");
     python(&server, "cut_upload", &server.self_signed_cert(), &[]);
-    let lines = transfer_lines(&server, "STOR", "/cut.bin");
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].contains("upload incomplete") && !lines[0].ends_with("result=ok"),
-        "the transfer log marks it incomplete: {}",
-        lines[0]
-    );
+    // One cut early, one past the first 8 MiB (direct I/O).
+    for name in ["cut.bin", "cut-large.bin"] {
+        let lines = transfer_lines(&server, "STOR", &format!("/{name}"));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("upload incomplete") && !lines[0].ends_with("result=ok"),
+            "the transfer log marks it incomplete: {}",
+            lines[0]
+        );
+        // Atomic uploads: nothing under the final name.
+        assert!(
+            !server.root().join(name).exists(),
+            "{name} exists after a cut upload"
+        );
+    }
 }
 
 #[test]
