@@ -80,14 +80,13 @@ impl Default for Chunk {
 pub type Full = (Chunk, bool);
 
 /// The writer thread's loop: writes each chunk it receives at the file's position, direct
-/// while `file` has `O_DIRECT` on, and sends the chunk back empty (or the error, after which
-/// it stops). Ends when the sending side is dropped or after the last chunk. Turns direct
-/// I/O off for the unaligned tail of the last chunk, and for good if the device refuses an
-/// aligned write (another alignment than [`sys::DIRECT_ALIGN`]).
+/// while `file` has `O_DIRECT` on (see `write_chunk`), and sends the chunk back empty (or
+/// the error, after which it stops). Ends when the sending side is dropped or after the last
+/// chunk.
 pub fn write_chunks(file: &File, full: Receiver<Full>, empty: Sender<io::Result<Chunk>>) {
     let mut direct = true;
     for (mut chunk, last) in full {
-        let r = write_chunk(file, chunk.data(), &mut direct, last);
+        let r = write_chunk(file, chunk.data(), &mut direct);
         chunk.clear();
         let failed = r.is_err();
         if empty.send(r.map(|()| chunk)).is_err() || failed || last {
@@ -96,32 +95,33 @@ pub fn write_chunks(file: &File, full: Receiver<Full>, empty: Sender<io::Result<
     }
 }
 
-fn write_chunk(mut file: &File, data: &[u8], direct: &mut bool, last: bool) -> io::Result<()> {
-    let aligned = if *direct {
-        data.len() / sys::DIRECT_ALIGN * sys::DIRECT_ALIGN
-    } else {
-        0
-    };
-    if aligned > 0 {
-        match file.write_all(&data[..aligned]) {
-            Ok(()) => {}
-            // Nothing of it was written (the kernel checks alignment first): the ordinary way.
-            Err(e) if sys::unsupported(&e) => {
+/// Writes all of `data` at the file's position: whole blocks direct while `direct` holds,
+/// the rest (a tail shorter than a block, or everything after a short or refused direct
+/// write) the ordinary way, with direct I/O turned off for good. Never writes a byte twice.
+fn write_chunk(mut file: &File, data: &[u8], direct: &mut bool) -> io::Result<()> {
+    let mut done = 0;
+    // Bounded: each round writes at least one byte, turns direct I/O off, or returns.
+    while done < data.len() {
+        let rest = &data[done..];
+        let whole = rest.len() / sys::DIRECT_ALIGN * sys::DIRECT_ALIGN;
+        if *direct && (whole == 0 || done % sys::DIRECT_ALIGN != 0) {
+            sys::set_direct(file, false)?;
+            *direct = false;
+        }
+        let len = if *direct { whole } else { rest.len() };
+        match file.write(&rest[..len]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The device wants another alignment (the kernel checks before writing).
+            Err(e) if *direct && sys::unsupported(&e) => {
                 sys::set_direct(file, false)?;
                 *direct = false;
-                return file.write_all(data);
             }
             Err(e) => return Err(e),
         }
     }
-    if aligned == data.len() && !last {
-        return Ok(());
-    }
-    if *direct {
-        sys::set_direct(file, false)?;
-        *direct = false;
-    }
-    file.write_all(&data[aligned..])
+    Ok(())
 }
 
 #[cfg(test)]
@@ -149,6 +149,28 @@ mod tests {
         assert!(c.is_full());
         c.clear();
         assert!(c.data().is_empty());
+    }
+
+    /// Whole blocks go direct, the tail the ordinary way, each byte once; direct I/O is off
+    /// afterwards.
+    #[test]
+    fn a_chunk_with_a_tail_is_written_once_and_direct_ends() {
+        let dir = scratch("tail");
+        let path = dir.join("f");
+        let file = File::create(&path).unwrap();
+        let mut direct = sys::set_direct(&file, true).is_ok();
+        let mut c = Chunk::new();
+        let n = 3 * sys::DIRECT_ALIGN + 5;
+        let bytes: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        c.space()[..n].copy_from_slice(&bytes);
+        c.add(n);
+        write_chunk(&file, c.data(), &mut direct).unwrap();
+        assert!(!direct, "direct I/O is off after an unaligned tail");
+        drop(file);
+        let mut got = Vec::new();
+        File::open(&path).unwrap().read_to_end(&mut got).unwrap();
+        assert!(got == bytes, "{} bytes in the file, {n} sent", got.len());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Whole chunks and an unaligned last one arrive in the file intact, in order, whether
