@@ -183,16 +183,19 @@ fn abor_stops_an_upload_and_the_session_goes_on() {
     write_file(server.root().join("keep.bin"), b"old content");
     let mut c = server.login();
     assert_eq!(c.cmd("TYPE I").code, 200);
-    let mut data = start_upload(&mut c, "STOR keep.bin");
-    data.write_all(&random_bytes(400_000, 6)).expect("send");
-    let r = c.cmd("ABOR");
-    assert_eq!(r.code, 426, "first reply to ABOR: {r}");
-    let r = c.reply();
-    assert_eq!(r.code, 226, "second reply to ABOR: {r}");
-    drop(data);
-    // The aborted upload never replaced the file, and left nothing behind.
-    assert_eq!(read_file(server.root().join("keep.bin")), b"old content");
-    assert_eq!(names(&server), ["keep.bin"]);
+    // Aborted early, and past the first 8 MiB (while a direct-I/O writer runs).
+    for (size, seed) in [(400_000, 6), ((20 << 20) + 3, 8)] {
+        let mut data = start_upload(&mut c, "STOR keep.bin");
+        data.write_all(&random_bytes(size, seed)).expect("send");
+        let r = c.cmd("ABOR");
+        assert_eq!(r.code, 426, "first reply to ABOR after {size} bytes: {r}");
+        let r = c.reply();
+        assert_eq!(r.code, 226, "second reply to ABOR after {size} bytes: {r}");
+        drop(data);
+        // The aborted upload never replaced the file, and left nothing behind.
+        assert_eq!(read_file(server.root().join("keep.bin")), b"old content");
+        assert_eq!(names(&server), ["keep.bin"]);
+    }
     // The next upload on the same session is complete.
     let next = random_bytes(700_000, 7);
     let (_, last) = c.transfer_out("STOR keep.bin", &next);
