@@ -625,7 +625,7 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
     }
     log::info!(
         "{} account(s) and {} partner(s){}; anonymous logins {}; at most {} connections; \
-         atomic uploads {}",
+         atomic uploads {}, direct uploads {}",
         data.users.len() + extra.len(),
         data.partners.len(),
         if settings.users_file.exists() {
@@ -638,7 +638,8 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
             None => "off".into(),
         },
         settings.max_connections,
-        if settings.atomic_uploads { "on" } else { "off" }
+        if settings.atomic_uploads { "on" } else { "off" },
+        if settings.direct_uploads { "on" } else { "off" }
     );
     let tls = load_tls(&settings, &config_name)?;
     // Reload on file change or SIGHUP for the server's whole life (dropped after `run`).
