@@ -166,14 +166,40 @@ struct PendingUpload {
     atomic: bool,
     /// The name must still be free when the file is put in place (STOU).
     unique: bool,
-    /// The inode of the file replaced, if one existed.
-    old_ino: Option<u64>,
-    /// The size of the file replaced when the upload began (0 if none).
-    old_len: u64,
+    /// The file replaced, if one existed when the upload began.
+    old: Option<OldFile>,
     /// Owner, group and mode of a new file.
     ownership: Option<Ownership>,
     /// The new file's mode is on disk already (set through the descriptor at open).
     mode_set: bool,
+}
+
+/// What an upload replaces: its inode (an ownership record follows the name to the new
+/// inode) and its size (a large one is freed after the reply, [`RELEASE_LATER_MIN`]).
+#[derive(Debug, Clone, Copy)]
+struct OldFile {
+    ino: u64,
+    len: u64,
+}
+
+impl PendingUpload {
+    /// A STOU upload: a new name, nothing replaced.
+    fn unique(
+        written: PathBuf,
+        target: PathBuf,
+        atomic: bool,
+        ownership: Option<Ownership>,
+    ) -> Self {
+        PendingUpload {
+            written,
+            target,
+            atomic,
+            unique: true,
+            old: None,
+            ownership,
+            mode_set: false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -446,6 +472,15 @@ impl LocalFs {
         }
     }
 
+    /// [`LocalFs::apply_new`] for a file just created in place; a file whose owner cannot be
+    /// recorded is removed rather than left listed with the wrong owner.
+    fn own_new_or_remove(&self, target: &Path, ownership: &Ownership) -> Result<(), StorageError> {
+        self.apply_new(target, ownership).map_err(|e| {
+            let _ = fs::remove_file(target);
+            StorageError::Other(format!("cannot record the file's owner: {e}"))
+        })
+    }
+
     /// Records `ownership` for the entry at real path `target`.
     fn record(&self, target: &Path, ownership: &Ownership) -> io::Result<()> {
         let ino = fs::symlink_metadata(target)?.ino();
@@ -581,14 +616,10 @@ impl Drop for LocalFs {
     }
 }
 
-/// When `target` is a regular file of at least [`RELEASE_LATER_MIN`] bytes, gives it a
-/// second, hidden name beside it (a partial-file name, so that a server that dies before
-/// removing it sweeps it at the next start) and returns that name.
-fn keep_large(target: &Path) -> Option<PathBuf> {
-    let m = fs::symlink_metadata(target).ok()?;
-    if !m.is_file() || m.len() < RELEASE_LATER_MIN {
-        return None;
-    }
+/// Gives the file at `target` a second, hidden name beside it (a partial-file name, so that
+/// a server that dies before removing it sweeps it at the next start) and returns that name;
+/// `None` when it cannot be linked (then it is freed by the rename, as usual).
+fn keep_as_partial(target: &Path) -> Option<PathBuf> {
     let kept = target
         .parent()?
         .join(format!("{PARTIAL_PREFIX}{}", meta::unique_suffix()));
@@ -929,7 +960,6 @@ impl Storage for LocalFs {
                 Some(_) => {}
             }
         }
-        let old_ino = old.as_ref().map(MetadataExt::ino);
         let mut mode_set = false;
         let (written, opened) = if self.atomic {
             let dir = target.parent().unwrap_or(&self.root);
@@ -987,12 +1017,7 @@ impl Storage for LocalFs {
         };
         if !self.atomic && old.is_none() {
             if let Some(o) = &ownership {
-                if let Err(e) = self.apply_new(&target, o) {
-                    let _ = fs::remove_file(&target);
-                    return Err(StorageError::Other(format!(
-                        "cannot record the file's owner: {e}"
-                    )));
-                }
+                self.own_new_or_remove(&target, o)?;
             }
         }
         self.upload.lock().pending = Some(PendingUpload {
@@ -1000,8 +1025,10 @@ impl Storage for LocalFs {
             target,
             atomic: self.atomic,
             unique: false,
-            old_ino,
-            old_len: old.as_ref().map_or(0, fs::Metadata::len),
+            old: old.as_ref().map(|m| OldFile {
+                ino: m.ino(),
+                len: m.len(),
+            }),
             ownership,
             mode_set,
         });
@@ -1038,9 +1065,10 @@ impl Storage for LocalFs {
             fs::hard_link(&p.written, &p.target).and_then(|()| fs::remove_file(&p.written))
         } else {
             // A large file replaced is kept under a hidden name (freed after the reply).
-            let kept = (p.old_len >= RELEASE_LATER_MIN)
-                .then(|| keep_large(&p.target))
-                .flatten();
+            let kept = p
+                .old
+                .filter(|o| o.len >= RELEASE_LATER_MIN)
+                .and_then(|_| keep_as_partial(&p.target));
             let placed = fs::rename(&p.written, &p.target);
             if let Some(k) = kept {
                 if placed.is_ok() {
@@ -1059,7 +1087,7 @@ impl Storage for LocalFs {
             );
             return Err(map_io_error(&e));
         }
-        let r = match (p.old_ino, &p.ownership) {
+        let r = match (p.old.map(|o| o.ino), &p.ownership) {
             // A new file: its owner is the uploader (its mode may be on disk already).
             (None, Some(o)) if !p.mode_set => self.apply_new(&p.target, o),
             // A replaced file keeps its record, which now belongs to the new inode.
@@ -1154,16 +1182,8 @@ impl LocalFs {
                     .create_new(true)
                     .open(&partial)
                     .map_err(|e| map_io_error(&e))?;
-                self.upload.lock().pending = Some(PendingUpload {
-                    written: partial,
-                    target,
-                    atomic: true,
-                    unique: true,
-                    old_ino: None,
-                    old_len: 0,
-                    ownership,
-                    mode_set: false,
-                });
+                self.upload.lock().pending =
+                    Some(PendingUpload::unique(partial, target, true, ownership));
                 return Ok((f, candidate));
             }
             match OpenOptions::new()
@@ -1173,23 +1193,14 @@ impl LocalFs {
             {
                 Ok(f) => {
                     if let Some(o) = &ownership {
-                        if let Err(e) = self.apply_new(&target, o) {
-                            let _ = fs::remove_file(&target);
-                            return Err(StorageError::Other(format!(
-                                "cannot record the file's owner: {e}"
-                            )));
-                        }
+                        self.own_new_or_remove(&target, o)?;
                     }
-                    self.upload.lock().pending = Some(PendingUpload {
-                        written: target.clone(),
+                    self.upload.lock().pending = Some(PendingUpload::unique(
+                        target.clone(),
                         target,
-                        atomic: false,
-                        unique: true,
-                        old_ino: None,
-                        old_len: 0,
+                        false,
                         ownership,
-                        mode_set: false,
-                    });
+                    ));
                     return Ok((f, candidate));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

@@ -83,6 +83,10 @@ fn store_modes(server: &Server) {
         "STOR: {first} / {last}"
     );
     assert_same_bytes("STOR", &read_file(&path), &a);
+    // The replaced 40 MiB file kept a hidden name only until the reply: it is gone before
+    // the session reads its next command.
+    assert_eq!(c.cmd("NOOP").code, 200);
+    assert_eq!(names(server), ["f.bin"], "the replaced file is released");
     let (_, last) = c.transfer_out("STOR f.bin", &b);
     assert_eq!(last.code, 226, "STOR over a longer file: {last}");
     assert_same_bytes("STOR over a longer file", &read_file(&path), &b);
