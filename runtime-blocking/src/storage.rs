@@ -81,6 +81,7 @@ use wharf_core::codec::AsciiEncoder;
 use wharf_core::{FileInfo, FileKind, StorageError, StoreMode, UnixTime, VirtualPath};
 
 use crate::meta::{self, Record, Records, PARTIAL_PREFIX};
+use crate::transfer::sys;
 use crate::users::{FixedFolder, Login, Partner, View};
 
 /// The most names `STOU` tries (`name`, `name.1`, ... `name.999`) before giving up.
@@ -616,17 +617,6 @@ impl Drop for LocalFs {
     }
 }
 
-/// Gives the file at `target` a second, hidden name beside it (a partial-file name, so that
-/// a server that dies before removing it sweeps it at the next start) and returns that name;
-/// `None` when it cannot be linked (then it is freed by the rename, as usual).
-fn keep_as_partial(target: &Path) -> Option<PathBuf> {
-    let kept = target
-        .parent()?
-        .join(format!("{PARTIAL_PREFIX}{}", meta::unique_suffix()));
-    fs::hard_link(target, &kept).ok()?;
-    Some(kept)
-}
-
 /// Whether any component of `path` is a name reserved for the server.
 fn is_reserved_path(path: &VirtualPath) -> bool {
     path.components().any(meta::is_reserved)
@@ -1064,20 +1054,7 @@ impl Storage for LocalFs {
             // The name was free when the upload started; it must still be.
             fs::hard_link(&p.written, &p.target).and_then(|()| fs::remove_file(&p.written))
         } else {
-            // A large file replaced is kept under a hidden name (freed after the reply).
-            let kept = p
-                .old
-                .filter(|o| o.len >= RELEASE_LATER_MIN)
-                .and_then(|_| keep_as_partial(&p.target));
-            let placed = fs::rename(&p.written, &p.target);
-            if let Some(k) = kept {
-                if placed.is_ok() {
-                    self.upload.lock().replaced = Some(k);
-                } else {
-                    let _ = fs::remove_file(k);
-                }
-            }
-            placed
+            self.put_in_place(&p)
         };
         if let Err(e) = placed {
             let _ = fs::remove_file(&p.written);
@@ -1155,6 +1132,59 @@ fn open_for(path: &Path, mode: StoreMode) -> Result<File, StorageError> {
 }
 
 impl LocalFs {
+    /// Puts a finished partial file at its final name (atomic uploads, not STOU).
+    ///
+    /// A file it replaces is swapped out in one step (`renameat2(RENAME_EXCHANGE)`), then
+    /// removed under the partial file's name: at once, or after the reply when it is large
+    /// ([`RELEASE_LATER_MIN`]). Readers of the final name see the old file or the new one,
+    /// never neither, as with `rename(2)`. Why not `rename(2)`: on ext4 a rename that replaces
+    /// a file first starts writing the new one out (`auto_da_alloc`), about 0.1 ms of CPU per
+    /// file here and most of the cost of storing small files, where the swap leaves write-back
+    /// to the kernel's usual schedule. Where the swap is not available (another kernel or
+    /// file system) or the old file is gone, a plain rename does it.
+    fn put_in_place(&self, p: &PendingUpload) -> io::Result<()> {
+        if p.old.is_some() {
+            match sys::exchange(&p.written, &p.target) {
+                Ok(()) => return self.remove_swapped_out(p),
+                Err(e) if e.kind() == io::ErrorKind::NotFound || sys::unsupported(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        fs::rename(&p.written, &p.target)
+    }
+
+    /// After [`LocalFs::put_in_place`] swapped names, removes what was at the final name, now
+    /// under the partial file's name. If a directory took the final name while the upload
+    /// ran, the swap is undone and the upload fails as `rename(2)` would have.
+    fn remove_swapped_out(&self, p: &PendingUpload) -> io::Result<()> {
+        let large = p.old.is_some_and(|o| o.len >= RELEASE_LATER_MIN);
+        let removed = if large {
+            match fs::symlink_metadata(&p.written) {
+                Ok(m) if m.is_dir() => Err(io::Error::from(io::ErrorKind::IsADirectory)),
+                _ => {
+                    // Freed after the reply (a leftover is swept at the next start).
+                    self.upload.lock().replaced = Some(p.written.clone());
+                    return Ok(());
+                }
+            }
+        } else {
+            fs::remove_file(&p.written)
+        };
+        match removed {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+                sys::exchange(&p.written, &p.target)?;
+                Err(e)
+            }
+            Err(e) => {
+                // The new file is in place; the old one stays under a partial-file name,
+                // which the next start sweeps.
+                warn!("cannot remove {}: {e}", p.written.display());
+                Ok(())
+            }
+        }
+    }
+
     fn open_unique(
         &self,
         path: &VirtualPath,
@@ -1631,6 +1661,60 @@ mod tests {
             fs.rename(&vp("/Outbox"), &vp("/Out")),
             Err(StorageError::PermissionDenied)
         );
+    }
+
+    fn partials(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(PARTIAL_PREFIX))
+            .collect()
+    }
+
+    #[test]
+    fn replacing_swaps_the_old_file_out_and_removes_it() {
+        use std::io::Write;
+        let (t, fs) = partner_tree("swap", true);
+        let out = t.0.join("acme/Outbox");
+        let start = |name: &str| {
+            fs.begin_upload(None);
+            let (mut f, _) = fs.open_write(&vp(name), StoreMode::Create).unwrap();
+            f.write_all(b"new").unwrap();
+        };
+        // A small file replaced: removed at once, nothing hidden left.
+        fs::write(out.join("s.txt"), b"old").unwrap();
+        let reader = File::open(out.join("s.txt")).unwrap();
+        start("/Outbox/s.txt");
+        fs.finish_upload(true).unwrap();
+        assert_eq!(fs::read(out.join("s.txt")).unwrap(), b"new");
+        assert!(partials(&out).is_empty(), "{:?}", partials(&out));
+        // Someone still reading the old file reads it whole.
+        assert_eq!(io::read_to_string(reader).unwrap(), "old");
+        // A large one stays hidden until the reply has gone out.
+        let big = File::create(out.join("big.bin")).unwrap();
+        big.set_len(RELEASE_LATER_MIN).unwrap();
+        start("/Outbox/big.bin");
+        fs.finish_upload(true).unwrap();
+        assert_eq!(fs::read(out.join("big.bin")).unwrap(), b"new");
+        assert_eq!(partials(&out).len(), 1);
+        fs.release_replaced();
+        assert!(partials(&out).is_empty(), "{:?}", partials(&out));
+        // The old file deleted while the upload ran: the new one still lands.
+        fs::write(out.join("gone.txt"), b"old").unwrap();
+        start("/Outbox/gone.txt");
+        fs::remove_file(out.join("gone.txt")).unwrap();
+        fs.finish_upload(true).unwrap();
+        assert_eq!(fs::read(out.join("gone.txt")).unwrap(), b"new");
+        // A directory took the name while the upload ran: the upload fails, the directory
+        // and what it holds stay, and the partial file goes.
+        fs::write(out.join("d"), b"old").unwrap();
+        start("/Outbox/d");
+        fs::remove_file(out.join("d")).unwrap();
+        fs::create_dir(out.join("d")).unwrap();
+        fs::write(out.join("d/keep"), b"k").unwrap();
+        assert_eq!(fs.finish_upload(true), Err(StorageError::IsADirectory));
+        assert_eq!(fs::read(out.join("d/keep")).unwrap(), b"k");
+        assert!(partials(&out).is_empty(), "{:?}", partials(&out));
     }
 
     #[test]

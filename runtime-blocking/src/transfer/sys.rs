@@ -1,6 +1,8 @@
 //! The Linux system calls of the data path that the standard library does not offer:
 //! `sendfile(2)` (file → socket), `splice(2)` through a pipe (socket → file), the pipe's size
-//! (`fcntl(F_SETPIPE_SZ)`), and a receive that does not wait (`recv(MSG_DONTWAIT)`, so that
+//! (`fcntl(F_SETPIPE_SZ)`), `O_DIRECT` on and off (`fcntl(F_SETFL)`), swapping two names
+//! (`renameat2(RENAME_EXCHANGE)`, which puts a finished upload in place), and a receive that
+//! does not wait (`recv(MSG_DONTWAIT)`, so that
 //! looking at the control connection between chunks costs one system call and does not
 //! toggle the socket's blocking mode).
 //!
@@ -57,6 +59,15 @@ mod ffi {
         pub fn fcntl(fd: i32, cmd: i32, ...) -> i32;
         // ssize_t recv(int sockfd, void *buf, size_t len, int flags);
         pub fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
+        // int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+        //               unsigned int flags);  (glibc 2.28 and later)
+        pub fn renameat2(
+            olddirfd: i32,
+            oldpath: *const std::ffi::c_char,
+            newdirfd: i32,
+            newpath: *const std::ffi::c_char,
+            flags: u32,
+        ) -> i32;
     }
     pub const SPLICE_F_MOVE: u32 = 1;
     pub const SPLICE_F_NONBLOCK: u32 = 2;
@@ -65,6 +76,8 @@ mod ffi {
     pub const F_SETPIPE_SZ: i32 = 1031;
     pub const F_GETPIPE_SZ: i32 = 1032;
     pub const MSG_DONTWAIT: i32 = 0x40;
+    pub const AT_FDCWD: i32 = -100;
+    pub const RENAME_EXCHANGE: u32 = 2;
 }
 
 /// Reads what `socket` has now into `buf` without waiting: `WouldBlock` when nothing is
@@ -425,6 +438,43 @@ pub fn set_direct(_file: &File, _on: bool) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "direct I/O is used on Linux only",
+    ))
+}
+
+/// Swaps the entries at `a` and `b` in one step (`renameat2(RENAME_EXCHANGE)`): both must
+/// exist. Nobody looking at either name ever finds it missing. `Unsupported` (or an errno that
+/// [`unsupported`] recognises) where the kernel or file system cannot do it.
+#[cfg(target_os = "linux")]
+pub fn exchange(a: &std::path::Path, b: &std::path::Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &std::path::Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in a path"))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both pointers are to NUL-terminated strings that live for the whole call; the
+    // kernel only reads them.
+    let r = unsafe {
+        ffi::renameat2(
+            ffi::AT_FDCWD,
+            a.as_ptr(),
+            ffi::AT_FDCWD,
+            b.as_ptr(),
+            ffi::RENAME_EXCHANGE,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn exchange(_a: &std::path::Path, _b: &std::path::Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "renameat2 is used on Linux only",
     ))
 }
 
