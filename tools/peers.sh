@@ -256,6 +256,9 @@ for s in $SERVERS; do
     log "this wharf has no FTPS yet: its FTPS workloads are skipped"
     tls=()
   fi
+  # Every root holds the same RETR file (hard links): read it once so that each server's
+  # first RETR run starts from the page cache, not just the servers after the first.
+  cat "$DATA" >/dev/null
   log "benchmarking $s (PID $pid)"
   "$BENCH" --label "$s" --host "$HOST" --port "${PORT[$s]}" --user "$BENCH_USER" \
     --pass "$BENCH_PASS" --server-pid "$pid" --size "$SIZE" "${tls[@]}" \

@@ -242,7 +242,7 @@ pub struct Settings {
     /// `direct_uploads`: a binary upload larger than one 8 MiB chunk is written with direct
     /// I/O (`O_DIRECT`, past the page cache) by a writer thread while the next chunk is read;
     /// smaller uploads, and file systems that refuse direct I/O, go through the page cache
-    /// (see docs/sessions.md). Default true.
+    /// (see docs/transfers.md). Default true.
     pub direct_uploads: bool,
     /// `max_logins`: logged-in sessions at once, all users together; one more gets `421
     /// Maximum login limit has been reached.` 0 = unlimited. Default 0.
