@@ -75,11 +75,6 @@ pub mod direct;
 pub mod sys;
 pub use sys::sendfile;
 
-/// From this many bytes on, a download asks the kernel for a larger read-ahead window
-/// ([`sys::advise_sequential`]): a file that is not in the page cache then comes off the
-/// disk about twice as fast on the benchmark VM (see docs/transfers.md); smaller files are
-/// read whole by the default window anyway.
-pub const SEQUENTIAL_MIN: u64 = 1024 * 1024;
 /// Bytes per `sendfile` call on the zero-copy path.
 pub const SENDFILE_CHUNK: u64 = 8 * 1024 * 1024;
 /// Size of the buffer of uploads and of buffered retrieves.
@@ -547,9 +542,6 @@ impl Connection<'_> {
                 },
                 representation,
             ) => {
-                if len >= SEQUENTIAL_MIN {
-                    sys::advise_sequential(&file);
-                }
                 if representation == Representation::Binary && stream.plain_tcp_mut().is_some() {
                     match self.sendfile(flow, stream, &file, offset, len)? {
                         None => return stream.finish().map_err(|e| lost(&e)),

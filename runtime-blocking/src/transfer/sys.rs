@@ -1,7 +1,6 @@
 //! The Linux system calls of the data path that the standard library does not offer:
 //! `sendfile(2)` (file → socket), `splice(2)` through a pipe (socket → file), the pipe's size
-//! (`fcntl(F_SETPIPE_SZ)`), `O_DIRECT` on and off (`fcntl(F_SETFL)`), a read-ahead hint
-//! (`posix_fadvise`), swapping two names
+//! (`fcntl(F_SETPIPE_SZ)`), `O_DIRECT` on and off (`fcntl(F_SETFL)`), swapping two names
 //! (`renameat2(RENAME_EXCHANGE)`, which puts a finished upload in place), and a receive that
 //! does not wait (`recv(MSG_DONTWAIT)`, so that
 //! looking at the control connection between chunks costs one system call and does not
@@ -441,25 +440,6 @@ pub fn set_direct(_file: &File, _on: bool) -> io::Result<()> {
         "direct I/O is used on Linux only",
     ))
 }
-
-/// Tells the kernel that `file` will be read from start to end
-/// (`posix_fadvise(POSIX_FADV_SEQUENTIAL)`), which doubles its read-ahead window for this
-/// descriptor. Only a hint: errors are ignored, and elsewhere it does nothing.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-pub fn advise_sequential(file: &File) {
-    use std::os::fd::AsRawFd;
-    extern "C" {
-        // int posix_fadvise(int fd, off_t offset, off_t len, int advice);
-        fn posix_fadvise(fd: i32, offset: i64, len: i64, advice: i32) -> i32;
-    }
-    const POSIX_FADV_SEQUENTIAL: i32 = 2;
-    // SAFETY: the descriptor is borrowed from a live file for the whole call; the call
-    // touches no user memory.
-    let _ = unsafe { posix_fadvise(file.as_raw_fd(), 0, 0, POSIX_FADV_SEQUENTIAL) };
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-pub fn advise_sequential(_file: &File) {}
 
 /// Swaps the entries at `a` and `b` in one step (`renameat2(RENAME_EXCHANGE)`): both must
 /// exist. Nobody looking at either name ever finds it missing. `Unsupported` (or an errno that
