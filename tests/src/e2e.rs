@@ -408,6 +408,47 @@ impl ClientOutput {
     }
 }
 
+/// The path of a client script in `tests/e2e/`.
+pub fn client_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e")
+        .join(name)
+}
+
+/// Runs one scenario of a client script in `tests/e2e/` (`python3 SCRIPT NAME PORT USER
+/// PASSWORD CLIENT_DIR EXTRA...`, UTF-8 output, no bytecode files) and returns what it
+/// printed. Panics with its output unless it exits 0 and prints the line `PASS NAME`, or if it
+/// has not finished within `timeout`.
+pub fn python_scenario<A: AsRef<std::ffi::OsStr>>(
+    script: &str,
+    server: &Server,
+    name: &str,
+    (user, password): (&str, &str),
+    extra: &[A],
+    timeout: Duration,
+) -> String {
+    let out = run_client(
+        Command::new("python3")
+            .arg(client_script(script))
+            .arg(name)
+            .arg(server.port().to_string())
+            .arg(user)
+            .arg(password)
+            .arg(server.client_dir())
+            .args(extra)
+            .env("PYTHONIOENCODING", "utf-8")
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        timeout,
+    );
+    out.assert_success(&format!("{script} {name}"));
+    assert!(
+        out.stdout.lines().any(|l| l == format!("PASS {name}")),
+        "scenario {name} of {script} exited 0 without its PASS line:\n{}",
+        out.stdout
+    );
+    out.stdout
+}
+
 /// Runs a client program with no stdin, capturing its output; kills it and panics (with what it
 /// printed so far) if it has not finished within `timeout`.
 pub fn run_client(cmd: &mut Command, timeout: Duration) -> ClientOutput {

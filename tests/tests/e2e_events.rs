@@ -14,11 +14,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 use wharf_tests::e2e::{
-    require, run_client, wharf_bin, Ctrl, Reply, Server, ServerOptions, TempDir, PASSWORD, USER,
+    client_script, python_scenario, require, wharf_bin, Ctrl, Reply, Server, ServerOptions,
+    TempDir, PASSWORD, USER,
 };
 
+const SCRIPT: &str = "events_client.py";
+
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/events_client.py")
+    client_script(SCRIPT)
 }
 
 fn p(path: &Path) -> &str {
@@ -34,26 +37,7 @@ fn scenario_as(
     args: &[String],
     timeout: Duration,
 ) -> String {
-    let out = run_client(
-        Command::new("python3")
-            .arg(script())
-            .arg(name)
-            .arg(server.port().to_string())
-            .arg(user)
-            .arg(password)
-            .arg(server.client_dir())
-            .args(args)
-            .env("PYTHONIOENCODING", "utf-8")
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
-        timeout,
-    );
-    out.assert_success(&format!("events_client.py {name}"));
-    assert!(
-        out.stdout.lines().any(|l| l == format!("PASS {name}")),
-        "scenario {name} exited 0 without its PASS line:\n{}",
-        out.stdout
-    );
-    out.stdout
+    python_scenario(SCRIPT, server, name, (user, password), args, timeout)
 }
 
 fn scenario(server: &Server, name: &str, args: &[String], timeout: Duration) -> String {

@@ -2,39 +2,22 @@
 //! scenario of `tests/e2e/ftp_client.py`, and checks both what the client saw (exit status and
 //! its `PASS` line) and what is on the server's disk afterwards.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wharf_tests::e2e::{
-    assert_same_bytes, random_bytes, read_file, require, run_client, write_file, Server, PASSWORD,
-    USER,
+    assert_same_bytes, python_scenario, random_bytes, read_file, require, write_file, Server,
+    PASSWORD, USER,
 };
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/ftp_client.py")
-}
 
 /// Runs one scenario against `server`; panics with the client's output unless it passed.
 fn scenario(server: &Server, name: &str, timeout: Duration) -> String {
-    let out = run_client(
-        Command::new("python3")
-            .arg(script())
-            .arg(name)
-            .arg(server.port().to_string())
-            .arg(USER)
-            .arg(PASSWORD)
-            .arg(server.client_dir())
-            .env("PYTHONIOENCODING", "utf-8")
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    python_scenario(
+        "ftp_client.py",
+        server,
+        name,
+        (USER, PASSWORD),
+        &[] as &[&str],
         timeout,
-    );
-    out.assert_success(&format!("ftplib scenario {name}"));
-    assert!(
-        out.stdout.lines().any(|l| l == format!("PASS {name}")),
-        "scenario {name} exited 0 without its PASS line:\n{}",
-        out.stdout
-    );
-    out.stdout
+    )
 }
 
 #[test]

@@ -10,16 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use wharf_tests::e2e::{
-    assert_same_bytes, assert_same_tree, random_bytes, read_file, require, run_client, write_file,
-    ClientOutput, Ctrl, Server, ServerOptions, TempDir, PASSWORD, USER,
+    assert_same_bytes, assert_same_tree, client_script, python_scenario, random_bytes, read_file,
+    require, run_client, write_file, ClientOutput, Ctrl, Server, ServerOptions, TempDir, PASSWORD,
+    USER,
 };
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 // ----- helpers --------------------------------------------------------------------------------
 
+const SCRIPT: &str = "ftps_client.py";
+
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/ftps_client.py")
+    client_script(SCRIPT)
 }
 
 fn p(path: &Path) -> &str {
@@ -113,27 +116,16 @@ fn curl(args: &[&str]) -> ClientOutput {
 
 /// Runs one scenario of ftps_client.py; panics with the client's output unless it passed.
 fn python(server: &Server, scenario: &str, cafile: &Path, extra: &[&str]) -> String {
-    let out = run_client(
-        Command::new("python3")
-            .arg(script())
-            .arg(scenario)
-            .arg(server.port().to_string())
-            .arg(USER)
-            .arg(PASSWORD)
-            .arg(server.client_dir())
-            .arg(cafile)
-            .args(extra)
-            .env("PYTHONIOENCODING", "utf-8")
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    let mut args = vec![cafile.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    python_scenario(
+        SCRIPT,
+        server,
+        scenario,
+        (USER, PASSWORD),
+        &args,
         Duration::from_secs(180),
-    );
-    out.assert_success(&format!("ftps_client.py {scenario}"));
-    assert!(
-        out.stdout.lines().any(|l| l == format!("PASS {scenario}")),
-        "scenario {scenario} exited 0 without its PASS line:\n{}",
-        out.stdout
-    );
-    out.stdout
+    )
 }
 
 /// Waits (bounded) until the server's log holds `needle`.

@@ -9,37 +9,22 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 use wharf_tests::e2e::{
-    assert_same_bytes, random_bytes, read_file, require, run_client, write_file, Ctrl, Server,
+    assert_same_bytes, python_scenario, random_bytes, read_file, require, write_file, Ctrl, Server,
     ServerOptions, IO_TIMEOUT, PASSWORD, USER,
 };
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/transfer_client.py")
-}
-
+const SCRIPT: &str = "transfer_client.py";
 fn python(server: &Server, scenario: &str, extra: &[String]) {
-    let out = run_client(
-        Command::new("python3")
-            .arg(script())
-            .arg(scenario)
-            .arg(server.port().to_string())
-            .arg(USER)
-            .arg(PASSWORD)
-            .arg(server.client_dir())
-            .args(extra)
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    python_scenario(
+        SCRIPT,
+        server,
+        scenario,
+        (USER, PASSWORD),
+        extra,
         Duration::from_secs(180),
-    );
-    out.assert_success(&format!("transfer_client.py {scenario}"));
-    assert!(
-        out.stdout.lines().any(|l| l == format!("PASS {scenario}")),
-        "scenario {scenario} exited 0 without its PASS line:\n{}",
-        out.stdout
     );
 }
 
