@@ -449,16 +449,54 @@ pub fn python_scenario<A: AsRef<std::ffi::OsStr>>(
     out.stdout
 }
 
+/// Runs the `wharf` command line (`wharf ARGS --config CONFIG`) in `dir` with `stdin` as its
+/// input, as [`run_client_with_input`] does.
+pub fn wharf_cli(
+    dir: &Path,
+    config: &Path,
+    args: &[&str],
+    stdin: &str,
+    timeout: Duration,
+) -> ClientOutput {
+    run_client_with_input(
+        Command::new(wharf_bin())
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .current_dir(dir),
+        Some(stdin.as_bytes()),
+        timeout,
+    )
+}
+
 /// Runs a client program with no stdin, capturing its output; kills it and panics (with what it
 /// printed so far) if it has not finished within `timeout`.
 pub fn run_client(cmd: &mut Command, timeout: Duration) -> ClientOutput {
+    run_client_with_input(cmd, None, timeout)
+}
+
+/// [`run_client`] with `input` written to the program's stdin (then closed); no stdin at all
+/// when `None`.
+pub fn run_client_with_input(
+    cmd: &mut Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> ClientOutput {
     let shown = format!("{cmd:?}");
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A program that exits without reading its input is not an error here.
+        let _ = stdin.write_all(bytes);
+    }
     let out = drain(child.stdout.take().expect("piped stdout"));
     let err = drain(child.stderr.take().expect("piped stderr"));
     let deadline = Instant::now() + timeout;

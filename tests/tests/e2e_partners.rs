@@ -7,13 +7,13 @@
 //! the ban answer as documented; the running server sees changes to the store; a killed
 //! upload leaves no file under its final name.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use wharf_tests::e2e::{
-    read_file, require, run_client, wharf_bin, write_file, ClientOutput, Ctrl, Server,
+    read_file, require, run_client, wharf_bin, wharf_cli, write_file, ClientOutput, Ctrl, Server,
     ServerOptions, TempDir,
 };
 
@@ -38,20 +38,7 @@ impl Store {
 
     /// Runs `wharf ARGS --config <store>/wharf.toml` in the store's folder, with `stdin`.
     fn wharf(&self, args: &[&str], stdin: &str) -> ClientOutput {
-        let mut child = Command::new(wharf_bin())
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run wharf");
-        if let Some(mut i) = child.stdin.take() {
-            let _ = i.write_all(stdin.as_bytes());
-        }
-        wait_output(child, CMD_TIMEOUT, &format!("wharf {args:?}"))
+        wharf_cli(self.dir.path(), &self.config(), args, stdin, CMD_TIMEOUT)
     }
 
     fn partner_add(&self, name: &str, extra: &[&str]) {
@@ -82,28 +69,6 @@ impl Store {
             partners.to_str().expect("utf-8 path"),
         );
         Server::start_with(name, ServerOptions::default().config(toml).arg("--no-tls"))
-    }
-}
-
-/// Waits (bounded) for a child whose stdout and stderr are piped; kills it on timeout.
-fn wait_output(mut child: Child, timeout: Duration, what: &str) -> ClientOutput {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what} did not finish within {timeout:?}");
-            }
-        }
-    }
-    let out = child.wait_with_output().expect("output");
-    ClientOutput {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

@@ -4,12 +4,11 @@
 //! `wharf-bench --workloads idle_sessions`, not asserted here: memory and speed are
 //! benchmark figures, never test assertions.)
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use wharf_tests::e2e::{
-    require, run_client, wharf_bin, Ctrl, Server, ServerOptions, TempDir, PASSWORD, USER,
+    require, run_client, wharf_cli, Ctrl, Server, ServerOptions, TempDir, PASSWORD, USER,
 };
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/hold_sessions.py");
@@ -55,26 +54,9 @@ fn a_thousand_idle_sessions_fit_the_default_limits() {
 }
 
 /// Runs `wharf ARGS --config CONFIG` in `dir` with `stdin`.
-fn wharf(dir: &TempDir, config: &PathBuf, args: &[&str], stdin: &str) {
-    let mut child = Command::new(wharf_bin())
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run wharf");
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(stdin.as_bytes());
-    }
-    let out = child.wait_with_output().expect("wait for wharf");
-    assert!(
-        out.status.success(),
-        "wharf {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn wharf(dir: &TempDir, config: &Path, args: &[&str], stdin: &str) {
+    wharf_cli(dir.path(), config, args, stdin, Duration::from_secs(60))
+        .assert_success(&format!("wharf {args:?}"));
 }
 
 fn pass(server: &Server, user: &str, password: &str) -> u16 {
