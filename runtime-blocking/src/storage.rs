@@ -1663,6 +1663,7 @@ mod tests {
         );
     }
 
+    /// The partial-file names in `dir`.
     fn partials(dir: &Path) -> Vec<String> {
         fs::read_dir(dir)
             .unwrap()
@@ -1746,12 +1747,7 @@ mod tests {
         drop(f);
         fs.finish_upload(false).unwrap();
         assert!(!out.join("b.csv").exists());
-        let leftovers: Vec<_> = fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(PARTIAL_PREFIX))
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert!(partials(&out).is_empty(), "{:?}", partials(&out));
         // Replacing a file: the old content stays until the new one is complete, and the
         // file keeps its owner and mode.
         fs::write(out.join("r.txt"), b"old").unwrap();
@@ -1803,17 +1799,7 @@ mod tests {
         f.write_all(b"c").unwrap();
         drop(f);
         drop(fs);
-        let partials = fs::read_dir(&out)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(PARTIAL_PREFIX)
-            })
-            .count();
-        assert_eq!(partials, 0);
+        assert!(partials(&out).is_empty(), "{:?}", partials(&out));
         assert!(!out.join("c.csv").exists());
         // Partial files of a server that died are swept at the next start.
         fs::write(out.join(format!("{PARTIAL_PREFIX}dead")), b"x").unwrap();
