@@ -8,6 +8,7 @@
 #   SIZE=256M tools/peers.sh --runs 1      # smaller bulk files; extra flags go to wharf-bench
 #   NO_BUILD=1 tools/peers.sh              # use target/release/{wharf,wharf-bench} as they are
 #   WHARF=/path/to/wharf tools/peers.sh    # another wharf binary (e.g. an older build)
+#   ROUNDS=5 tools/peers.sh --runs 1       # interleaved: 5 rounds, each server once per round
 #
 # What it sets up, all on 127.0.0.1 high ports, with equivalent settings:
 #   wharf      target/release/wharf serve (port 22121, passive 40000-40999)
@@ -241,31 +242,48 @@ start_pyftpdlib() {
 }
 
 # ----- run ---------------------------------------------------------------------------------
-JSONS=()
+# Every server is started first; then each round benchmarks them one after the other, the
+# order rotated by one server per round. Rounds are for drift: this VM's speed wanders by
+# up to 2x over minutes, so with ROUNDS=5 --runs 1 every server gets five runs spread over
+# the same stretch of time instead of one block each (compare.py pools the rounds).
+ROUNDS=${ROUNDS:-1}
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number, not '$ROUNDS'"
+declare -A PID_OF=()
+declare -A TLS_OF=()
 for s in $SERVERS; do
   log "starting $s"
   "start_$s"
-  pid=$SERVER_PID
-  STARTED_PIDS+=("$pid")
+  PID_OF[$s]=$SERVER_PID
+  STARTED_PIDS+=("$SERVER_PID")
   if ! wait_port "${PORT[$s]}"; then
     tail -20 "$WORK/logs/$s.log" >&2 || true
     die "$s did not start listening on $HOST:${PORT[$s]}"
   fi
-  tls=(--tls-cert "$CERT")
+  TLS_OF[$s]=1
   if [ "$s" = wharf ] && ! "$WHARF" serve --help 2>/dev/null | grep -q -- '--cert'; then
     log "this wharf has no FTPS yet: its FTPS workloads are skipped"
-    tls=()
+    TLS_OF[$s]=0
   fi
-  # Every root holds the same RETR file (hard links): read it once so that each server's
-  # first RETR run starts from the page cache, not just the servers after the first.
-  cat "$DATA" >/dev/null
-  log "benchmarking $s (PID $pid)"
-  "$BENCH" --label "$s" --host "$HOST" --port "${PORT[$s]}" --user "$BENCH_USER" \
-    --pass "$BENCH_PASS" --server-pid "$pid" --size "$SIZE" "${tls[@]}" \
-    --json "$WORK/results/$s.json" "$@" || log "$s: some workloads failed (see the table)"
-  JSONS+=("$WORK/results/$s.json")
-  stop_pid "$pid"
-  rm -rf "$WORK/roots/$s"
+done
+
+read -r -a ORDER <<< "$SERVERS"
+JSONS=()
+for round in $(seq "$ROUNDS"); do
+  for i in "${!ORDER[@]}"; do
+    s=${ORDER[$(( (i + round - 1) % ${#ORDER[@]} ))]}
+    json=$WORK/results/$s.json
+    [ "$ROUNDS" = 1 ] || json=$WORK/results/$s.round$round.json
+    tls=()
+    [ "${TLS_OF[$s]}" = 0 ] || tls=(--tls-cert "$CERT")
+    # Every root holds the same RETR file (hard links): read it before each server so that
+    # its first RETR run starts from the page cache too.
+    cat "$DATA" >/dev/null
+    log "round $round/$ROUNDS: benchmarking $s (PID ${PID_OF[$s]})"
+    "$BENCH" --label "$s" --host "$HOST" --port "${PORT[$s]}" --user "$BENCH_USER" \
+      --pass "$BENCH_PASS" --server-pid "${PID_OF[$s]}" --size "$SIZE" "${tls[@]}" \
+      --json "$json" "$@" || log "$s: some workloads failed (see the table)"
+    JSONS+=("$json")
+  done
 done
 
 log "comparison"

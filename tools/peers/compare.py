@@ -2,6 +2,9 @@
 
 Usage: compare.py RESULT.json...  (the one labelled "wharf" is compared with the others)
 
+Several files with the same server label (tools/peers.sh with ROUNDS=N writes one per round)
+are pooled: the median is taken over the runs of all of them, in the order given.
+
 For each workload and headline metric: every server's median (for memory per idle session,
 the first run's value), the best peer's name, and the ratio Wharf / best peer. Whether higher or lower is better is per metric; the last column
 says whether Wharf is at least as good as the best peer ("ok") or not ("behind").
@@ -59,22 +62,42 @@ def fmt(v):
     return f"{v:.3f}"
 
 
-def load(path):
-    with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
-    values, errors = {}, {}
-    for w in doc.get("workloads", []):
-        if w.get("error"):
-            errors[w["name"]] = w["error"]
-        for name, m in w.get("metrics", {}).items():
-            values[(w["name"], name)] = m.get("median")
-            if (w["name"], name) in FIRST_RUN and m.get("runs"):
-                values[(w["name"], name)] = m["runs"][0]
-    return doc.get("server", path), values, errors
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def load(paths):
+    """[(server, {(workload, metric): value}, {workload: error})], one per server label."""
+    runs, errors, order = {}, {}, []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        server = doc.get("server", path)
+        if server not in runs:
+            order.append(server)
+            runs[server], errors[server] = {}, {}
+        for w in doc.get("workloads", []):
+            if w.get("error"):
+                errors[server][w["name"]] = w["error"]
+            for name, m in w.get("metrics", {}).items():
+                got = [v for v in m.get("runs") or [] if v is not None]
+                if not got and m.get("median") is not None:
+                    got = [m["median"]]
+                runs[server].setdefault((w["name"], name), []).extend(got)
+    servers = []
+    for server in order:
+        values = {}
+        for key, vs in runs[server].items():
+            if vs:
+                values[key] = vs[0] if key in FIRST_RUN else median(vs)
+        servers.append((server, values, errors[server]))
+    return servers
 
 
 def main(paths):
-    servers = [load(p) for p in paths]
+    servers = load(paths)
     names = [s[0] for s in servers]
     wharf = next((s for s in servers if s[0] == "wharf"), None)
     peers = [s for s in servers if s[0] != "wharf"]
