@@ -18,6 +18,7 @@
 use crate::ftp::{Control, Data, TlsClient};
 use crate::procfs;
 use crate::report::{percentile, WorkloadResult};
+use crate::sys::SpliceSink;
 use anyhow::{bail, Context, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -72,6 +73,9 @@ pub struct Settings {
     pub server_pid: Option<u32>,
     /// Where the local source file for uploads lives.
     pub local_dir: PathBuf,
+    /// Receive plain RETR data (raw_retr, retr, small_retr) with splice(2) into /dev/null
+    /// instead of reads into a buffer (`--recv splice`).
+    pub recv_splice: bool,
 }
 
 /// The workloads, in the order they run.
@@ -211,17 +215,25 @@ fn transfer_values(m: &Measured, bytes: u64) -> Values {
 pub struct Bench {
     s: Settings,
     buf: Vec<u8>,
+    /// With `--recv splice`: what raw_retr, retr and small_retr receive through.
+    splice: Option<SpliceSink>,
     source: Option<File>,
 }
 
 impl Bench {
-    /// A benchmark with these settings.
-    pub fn new(s: Settings) -> Bench {
-        Bench {
+    /// A benchmark with these settings (fails only when `--recv splice` cannot make a pipe).
+    pub fn new(s: Settings) -> Result<Bench> {
+        let splice = if s.recv_splice {
+            Some(SpliceSink::new().context("--recv splice")?)
+        } else {
+            None
+        };
+        Ok(Bench {
             s,
             buf: vec![0u8; RECV_BUF],
+            splice,
             source: None,
-        }
+        })
     }
 
     /// Runs one workload `runs` times and collects its results. A failed run ends the
@@ -238,6 +250,11 @@ impl Bench {
         if let Err(e) = self.prepare(name) {
             result.error = Some(format!("preparing: {e:#}"));
             return result;
+        }
+        if self.splice.is_some() && matches!(name, "raw_retr" | "retr" | "small_retr") {
+            result
+                .notes
+                .push("received with splice(2) into /dev/null (--recv splice)".into());
         }
         for run in 1..=self.s.runs {
             let label = format!("{name} {run}/{}", self.s.runs);
@@ -391,7 +408,7 @@ impl Bench {
         let mut data = Data::Plain(sock);
         let deadline = self.deadline();
         let started = Instant::now();
-        let n = data.discard_to_end(&mut self.buf, deadline, &mut |n| {
+        let n = data.discard_to_end(&mut self.buf, self.splice.as_mut(), deadline, &mut |n| {
             progress.bytes(started, n, size)
         })?;
         let m = probe.stop();
@@ -411,7 +428,12 @@ impl Bench {
             let (sock, _) = accept_bounded(&listener, timeout)?;
             sock.set_read_timeout(Some(timeout))?;
             let mut buf = vec![0u8; RECV_BUF];
-            Data::Plain(sock).discard_to_end(&mut buf, Instant::now() + timeout * 100, &mut |_| {})
+            Data::Plain(sock).discard_to_end(
+                &mut buf,
+                None,
+                Instant::now() + timeout * 100,
+                &mut |_| {},
+            )
         });
         let deadline = self.deadline();
         let mut buf = std::mem::take(&mut self.buf);
@@ -442,9 +464,13 @@ impl Bench {
         let name = self.s.retr_file.clone();
         let probe = Probe::start(self.s.server_pid, false);
         let started = Instant::now();
-        let n = c.retr_discard(&name, &mut self.buf, deadline, &mut |n| {
-            progress.bytes(started, n, size)
-        })?;
+        let n = c.retr_discard(
+            &name,
+            &mut self.buf,
+            self.splice.as_mut(),
+            deadline,
+            &mut |n| progress.bytes(started, n, size),
+        )?;
         let m = probe.stop();
         if n != size {
             bail!("received {n} bytes of {name}, expected {size}");
@@ -520,7 +546,13 @@ impl Bench {
         let probe = Probe::start(self.s.server_pid, false);
         for i in 0..self.s.small_count {
             let name = self.small_name(i);
-            let n = c.retr_discard(&name, &mut self.buf, deadline, &mut |_| {})?;
+            let n = c.retr_discard(
+                &name,
+                &mut self.buf,
+                self.splice.as_mut(),
+                deadline,
+                &mut |_| {},
+            )?;
             if n != want {
                 bail!("received {n} bytes of {name}, expected {want}");
             }

@@ -20,6 +20,8 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sys::SpliceSink;
+
 /// Longest reply (all lines) the client accepts before calling the server broken.
 const MAX_REPLY: usize = 64 * 1024;
 
@@ -98,20 +100,23 @@ pub enum Data {
 }
 
 impl Data {
-    /// Reads until the server closes, discarding the bytes into `buf`. Over TLS a close without
+    /// Reads until the server closes, discarding the bytes: over plain TCP spliced into
+    /// /dev/null when given a [`SpliceSink`], else read into `buf`. Over TLS a close without
     /// close_notify is an error (the server did not finish the transfer properly).
     pub fn discard_to_end(
         &mut self,
         buf: &mut [u8],
+        mut splice: Option<&mut SpliceSink>,
         deadline: Instant,
         progress: ProgressFn,
     ) -> Result<u64> {
         let mut total = 0u64;
         let mut last = 0u64;
         loop {
-            let n = match self {
-                Data::Plain(s) => s.read(buf),
-                Data::Tls(s) => s.read(buf),
+            let n = match (&mut *self, splice.as_deref_mut()) {
+                (Data::Plain(s), Some(sink)) => sink.discard(s),
+                (Data::Plain(s), None) => s.read(buf),
+                (Data::Tls(s), _) => s.read(buf),
             };
             let n = match n {
                 Ok(n) => n,
@@ -488,17 +493,19 @@ impl Control {
         Ok(())
     }
 
-    /// RETR `name` into the void; returns the number of bytes received.
+    /// RETR `name` into the void (see [`Data::discard_to_end`]); returns the number of bytes
+    /// received.
     pub fn retr_discard(
         &mut self,
         name: &str,
         buf: &mut [u8],
+        splice: Option<&mut SpliceSink>,
         deadline: Instant,
         progress: ProgressFn,
     ) -> Result<u64> {
         let command = format!("RETR {name}");
         let mut data = self.start_transfer(&command)?;
-        let n = data.discard_to_end(buf, deadline, progress)?;
+        let n = data.discard_to_end(buf, splice, deadline, progress)?;
         drop(data);
         self.end_transfer(&command)?;
         Ok(n)

@@ -88,6 +88,10 @@ struct Args {
     /// Directory for the local source file of uploads.
     #[arg(long, default_value = "/tmp/wharf-bench-client")]
     local_dir: PathBuf,
+    /// How plain RETR data is received (raw_retr, retr, small_retr): "read" (1 MiB reads into
+    /// a buffer) or "splice" (splice(2) through a pipe into /dev/null, Linux; no copy).
+    #[arg(long, default_value = "read", value_parser = ["read", "splice"])]
+    recv: String,
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -180,9 +184,10 @@ fn run() -> Result<()> {
         idle_sessions: a.idle_sessions,
         server_pid: a.server_pid,
         local_dir: a.local_dir,
+        recv_splice: a.recv == "splice",
     };
     let skip_ftps = settings.tls.is_none() && a.workloads == "all";
-    let mut bench = Bench::new(settings);
+    let mut bench = Bench::new(settings)?;
     let mut results = Vec::new();
     for w in &workloads {
         if skip_ftps && w.starts_with("ftps_") {
