@@ -6,9 +6,10 @@
 //! unexpected reply as an error that names the command and the reply. Every socket has read
 //! and write timeouts and every bulk loop a deadline, so nothing here waits forever.
 //!
-//! The fast paths: receiving reads into a large buffer and throws the bytes away; sending a
-//! file over plain TCP uses sendfile(2) ([`crate::sys`]; `std::io::copy` from a `File` to a
-//! `TcpStream` no longer does with this toolchain). Over TLS the bytes must pass through
+//! The fast paths: receiving reads into a large buffer and throws the bytes away (or, with
+//! `--recv splice`, splices them into /dev/null without copying: [`crate::sys::SpliceSink`]);
+//! sending a file over plain TCP uses sendfile(2) ([`crate::sys`]; `std::io::copy` from a
+//! `File` to a `TcpStream` no longer does with this toolchain). Over TLS the bytes must pass through
 //! rustls, in large writes.
 
 use anyhow::{anyhow, bail, Context, Result};
