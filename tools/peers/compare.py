@@ -12,6 +12,7 @@ says whether Wharf is at least as good as the best peer ("ok") or not ("behind")
 
 import json
 import math
+import statistics
 import sys
 
 # (workload, metric, higher_is_better)
@@ -62,12 +63,6 @@ def fmt(v):
     return f"{v:.3f}"
 
 
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-
 def load(paths):
     """[(server, {(workload, metric): value}, {workload: error})], one per server label."""
     runs, errors, order = {}, {}, []
@@ -91,7 +86,7 @@ def load(paths):
         values = {}
         for key, vs in runs[server].items():
             if vs:
-                values[key] = vs[0] if key in FIRST_RUN else median(vs)
+                values[key] = vs[0] if key in FIRST_RUN else statistics.median(vs)
         servers.append((server, values, errors[server]))
     return servers
 

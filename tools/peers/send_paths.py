@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import socket
+import statistics
 import sys
 import time
 
@@ -136,8 +137,8 @@ def main():
     for m, runs in results.items():
         cpus = sorted(c for _, c in runs)
         mbs = sorted(b for b, _ in runs)
-        print(f"{m:12} server CPU s/GiB median {cpus[len(cpus) // 2]:.3f} {cpus}  "
-              f"MB/s median {mbs[len(mbs) // 2]} {mbs}")
+        print(f"{m:12} server CPU s/GiB median {statistics.median(cpus):.3f} {cpus}  "
+              f"MB/s median {statistics.median(mbs):.0f} {mbs}")
 
 
 if __name__ == "__main__":
