@@ -169,7 +169,7 @@ pub fn format_lprt(addr: SocketAddr) -> String {
 /// The set of ports passive data connections may use, parsed from a list such as
 /// `2121, 30000-30100, 40000-` (`40000-` means 40000–65535 and `-1023` means 1–1023).
 ///
-/// An empty list means "any port the operating system assigns".
+/// An empty list means "any port" (the runtime picks one of the system's ephemeral range).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PassivePorts {
     ranges: Vec<RangeInclusive<u16>>,
@@ -245,7 +245,7 @@ impl PassivePorts {
         })
     }
 
-    /// Whether the list is empty (the operating system picks the port).
+    /// Whether the list is empty (any port will do).
     pub fn is_any(&self) -> bool {
         self.ranges.is_empty()
     }
