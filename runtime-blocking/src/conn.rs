@@ -50,6 +50,17 @@ pub const CONTROL_READ_BUFFER: usize = 1024;
 /// How long a TLS handshake on a control connection may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether a receive timeout already set on the control socket (`set`) may stand for the
+/// wait the session wants (`want`), saving a `setsockopt` before each command read: it wakes
+/// at most 1/256 of the wait (and never more than 20 ms) early or late. Early is harmless
+/// (the core finds nothing due and the loop sets the timeout anew); late delays an idle
+/// timeout or a delayed reply by that much. Between two commands the idle deadline moves
+/// with the command, so the wait before each read stays within microseconds of the last.
+fn read_timeout_close_enough(set: Duration, want: Duration) -> bool {
+    let slack = (want / 256).min(Duration::from_millis(20));
+    set.abs_diff(want) <= slack
+}
+
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// Why a transfer must stop early, learnt from the control connection.
@@ -95,6 +106,10 @@ pub struct Connection<'a> {
     /// Records this session's events and statistics (see [`crate::events`]).
     pub(crate) tracker: crate::events::SessionTracker<'a>,
     buf: Vec<u8>,
+    /// The receive timeout last set on the control socket by [`Connection::run`], so that
+    /// a wait within [`read_timeout_close_enough`] of it costs no `setsockopt`. Cleared
+    /// where anything else sets it (the TLS handshake of AUTH, the close_notify wait of CCC).
+    read_timeout: Option<Duration>,
 }
 
 impl<'a> Connection<'a> {
@@ -172,6 +187,7 @@ impl<'a> Connection<'a> {
             bytes_down: 0,
             tracker: shared.events.session(id, peer),
             buf: vec![0u8; CONTROL_READ_BUFFER],
+            read_timeout: None,
         }))
     }
 
@@ -187,12 +203,15 @@ impl<'a> Connection<'a> {
                 // Not expected while no action is outstanding; wake up now and then anyway.
                 None => self.shared.settings.idle_timeout,
             };
-            if let Err(e) = self
-                .ctrl
-                .tcp()
-                .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+            let wait = wait.max(Duration::from_millis(1));
+            if !self
+                .read_timeout
+                .is_some_and(|set| read_timeout_close_enough(set, wait))
             {
-                return format!("control connection error: {e}");
+                if let Err(e) = self.ctrl.tcp().set_read_timeout(Some(wait)) {
+                    return format!("control connection error: {e}");
+                }
+                self.read_timeout = Some(wait);
             }
             match self.ctrl.read(&mut self.buf) {
                 Ok(0) => return "closed by the client".into(),
@@ -368,8 +387,14 @@ impl<'a> Connection<'a> {
                 let result = self.login(&user, checked, "client certificate");
                 self.outcome(id, OutcomeKind::Authenticated(result));
             }
-            ActionKind::StartTls => self.start_tls(id),
-            ActionKind::StopTls => self.stop_tls(),
+            ActionKind::StartTls => {
+                self.read_timeout = None;
+                self.start_tls(id)
+            }
+            ActionKind::StopTls => {
+                self.read_timeout = None;
+                self.stop_tls()
+            }
             ActionKind::Stat { path } => {
                 let r = match &self.storage {
                     Some(s) => s.stat(&path),
@@ -793,4 +818,36 @@ fn log_handshake(id: u64, peer: SocketAddr, how: &str, conn: &ServerConnection, 
             None => String::new(),
         }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_timeout_close_enough;
+    use std::time::Duration;
+
+    #[test]
+    fn a_set_read_timeout_stands_only_for_a_nearly_equal_wait() {
+        let ms = Duration::from_millis;
+        // The idle wait before one command and the next: microseconds apart.
+        let idle = Duration::from_secs(300);
+        assert!(read_timeout_close_enough(
+            idle,
+            idle - Duration::from_micros(150)
+        ));
+        assert!(read_timeout_close_enough(
+            idle - Duration::from_micros(150),
+            idle
+        ));
+        // Never more than 20 ms off, however long the wait.
+        assert!(read_timeout_close_enough(idle, idle - ms(20)));
+        assert!(!read_timeout_close_enough(idle, idle - ms(21)));
+        assert!(!read_timeout_close_enough(idle - ms(21), idle));
+        // Short waits (a delayed reply) get 1/256 of themselves: 1 s may be 3.9 ms off.
+        assert!(read_timeout_close_enough(ms(1000), ms(997)));
+        assert!(!read_timeout_close_enough(ms(1000), ms(995)));
+        // The idle wait never stands for a short one, nor a short one for the idle wait.
+        assert!(!read_timeout_close_enough(idle, ms(1000)));
+        assert!(!read_timeout_close_enough(ms(1), idle));
+        assert!(read_timeout_close_enough(ms(1), ms(1)));
+    }
 }
