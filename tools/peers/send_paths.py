@@ -8,7 +8,8 @@ N KiB buffer and write it, as pure-ftpd does), mmapN (write N KiB slices of an m
 
 Each round runs every method once, the order rotated by one each round, each in a fresh
 sender process (its utime+stime is the figure) and a fresh receiver process, on 127.0.0.1.
-Prints, per method, the median and every run of server CPU s/GiB and MB/s. Every process
+Prints, per method, the median and every run of server CPU s/GiB and MB/s, and the median of
+the sender's voluntary context switches per run (how often it slept waiting for the socket). Every process
 is bounded by an alarm; the file should be in the page cache (cat it to /dev/null first).
 Not part of the tests: docs/transfers.md quotes it for why downloads use sendfile.
 """
@@ -110,7 +111,8 @@ def run(method, path, size):
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         t1 = time.perf_counter()
         cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-        os.write(w, f"{sent / (t1 - t0) / 1e6:.0f} {cpu / (size / 2**30):.3f}".encode())
+        slept = ru1.ru_nvcsw - ru0.ru_nvcsw
+        os.write(w, f"{sent / (t1 - t0) / 1e6:.0f} {cpu / (size / 2**30):.3f} {slept}".encode())
         os._exit(0 if sent == size else 1)
     os.close(w)
     ls.close()
@@ -120,8 +122,8 @@ def run(method, path, size):
     _, receiver_status = os.waitpid(rpid, 0)
     if sender_status or receiver_status or not out:
         raise SystemExit(f"{method}: a run failed (sender {sender_status}, receiver {receiver_status})")
-    mbs, cpu = out.split()
-    return int(mbs), float(cpu)
+    mbs, cpu, slept = out.split()
+    return int(mbs), float(cpu), int(slept)
 
 
 def main():
@@ -135,10 +137,11 @@ def main():
         for m in methods[k:] + methods[:k]:
             results[m].append(run(m, path, size))
     for m, runs in results.items():
-        cpus = sorted(c for _, c in runs)
-        mbs = sorted(b for b, _ in runs)
+        cpus = sorted(c for _, c, _ in runs)
+        mbs = sorted(b for b, _, _ in runs)
+        slept = statistics.median(v for _, _, v in runs)
         print(f"{m:12} server CPU s/GiB median {statistics.median(cpus):.3f} {cpus}  "
-              f"MB/s median {statistics.median(mbs):.0f} {mbs}")
+              f"MB/s median {statistics.median(mbs):.0f} {mbs}  sleeps median {slept:.0f}")
 
 
 if __name__ == "__main__":
