@@ -84,8 +84,13 @@ use crate::meta::{self, Record, Records, PARTIAL_PREFIX};
 use crate::transfer::sys;
 use crate::users::{FixedFolder, Login, Partner, View};
 
-/// The most names `STOU` tries (`name`, `name.1`, ... `name.999`) before giving up.
+/// The most names `STOU` tries before giving up: `name`, then `name.1` ... `name.16`
+/// ([`UNIQUE_NUMBERED`]), then `name.` and 12 random hex digits.
 pub const MAX_UNIQUE_TRIES: u32 = 1000;
+/// How many numbered names `STOU` tries before random ones: numbers are what people expect
+/// to see, but counting up past thousands of earlier uploads would cost a lookup each (and
+/// used to end in a refusal after `name.999`).
+pub const UNIQUE_NUMBERED: u32 = 16;
 /// The most entries [`sweep_partials`] looks at in one tree.
 pub const MAX_SWEEP_ENTRIES: usize = 200_000;
 /// The size from which a file an atomic upload replaces is kept under a hidden name until
@@ -1193,10 +1198,13 @@ impl LocalFs {
         let parent = path.parent();
         let base = path.file_name();
         for i in 0..MAX_UNIQUE_TRIES {
-            let candidate = if i == 0 {
-                path.clone()
-            } else {
-                parent.join(&format!("{base}.{i}"))
+            let candidate = match i {
+                0 => path.clone(),
+                1..=UNIQUE_NUMBERED => parent.join(&format!("{base}.{i}")),
+                _ => parent.join(&format!(
+                    "{base}.{:012x}",
+                    crate::rng::fast_u64() & 0xffff_ffff_ffff
+                )),
             };
             let target = self.creatable(&candidate)?;
             if self.atomic {
@@ -1449,10 +1457,40 @@ mod tests {
         assert_eq!((a.as_str(), b.as_str()), ("/f.1", "/f.2"));
         let (_, c) = fs.open_write(&vp("/fresh"), StoreMode::Unique).unwrap();
         assert_eq!(c.as_str(), "/fresh");
+
         let (mut r, size) = fs.open_read(&p, 4).unwrap();
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
         assert_eq!((s.as_str(), size), ("XY", 6));
+    }
+
+    #[test]
+    fn stou_past_the_numbered_names_picks_random_ones() {
+        for atomic in [false, true] {
+            let (t, fs) = setup(if atomic { "stou-atomic" } else { "stou" });
+            let fs = fs.atomic(atomic);
+            let root = t.0.join("root");
+            fs::write(root.join("f"), b"old").unwrap();
+            for i in 1..=UNIQUE_NUMBERED {
+                fs::write(root.join(format!("f.{i}")), b"old").unwrap();
+            }
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..50 {
+                fs.begin_upload(None);
+                let (mut w, name) = fs.open_write(&vp("/f"), StoreMode::Unique).unwrap();
+                w.write_all(b"new").unwrap();
+                drop(w);
+                fs.finish_upload(true).unwrap();
+                let suffix = name.as_str().strip_prefix("/f.").unwrap();
+                assert_eq!(suffix.len(), 12, "{name:?}");
+                assert!(suffix.bytes().all(|b| b.is_ascii_hexdigit()), "{name:?}");
+                assert!(seen.insert(name.as_str().to_owned()), "{name:?} twice");
+                assert_eq!(fs::read(root.join(&name.as_str()[1..])).unwrap(), b"new");
+            }
+            // Nothing that was there was touched.
+            assert_eq!(fs::read(root.join("f")).unwrap(), b"old");
+            assert_eq!(fs::read(root.join("f.16")).unwrap(), b"old");
+        }
     }
 
     #[test]
