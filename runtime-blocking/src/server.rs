@@ -94,6 +94,8 @@ pub struct Shared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     logins: Mutex<LoginTable>,
     bans: Mutex<BanList>,
+    /// Uploads going direct right now (see [`crate::transfer::direct::Slot`]).
+    pub(crate) direct_uploads: AtomicUsize,
 }
 
 impl Shared {
@@ -123,6 +125,7 @@ impl Shared {
             per_ip: Mutex::new(HashMap::new()),
             logins: Mutex::new(LoginTable::default()),
             bans: Mutex::new(bans),
+            direct_uploads: AtomicUsize::new(0),
         }
     }
 

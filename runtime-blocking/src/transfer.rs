@@ -748,8 +748,9 @@ impl Connection<'_> {
     /// The rest of a large binary upload (its first chunk went the ordinary way), written with
     /// direct I/O through a writer thread (see [`direct`]). Returns false, with every byte
     /// taken from the data connection already in the file, where this way cannot be used: the
-    /// file's position is not aligned (REST, APPE), the file system refuses direct I/O, or no
-    /// thread could be started; the caller goes on the ordinary way from there.
+    /// file's position is not aligned (REST, APPE), [`direct::MAX_AT_ONCE`] uploads go direct
+    /// already, the file system refuses direct I/O, or no thread could be started; the caller
+    /// goes on the ordinary way from there.
     fn direct_upload(
         &mut self,
         flow: &mut Flow,
@@ -761,6 +762,9 @@ impl Connection<'_> {
         if start % sys::DIRECT_ALIGN as u64 != 0 {
             return Ok(false);
         }
+        let Some(_slot) = direct::Slot::take(&self.shared.direct_uploads) else {
+            return Ok(false);
+        };
         let mut first = direct::Chunk::new();
         if self.fill_chunk(flow, stream, &mut first)? {
             // Less than a chunk more: the ordinary way, into the page cache.

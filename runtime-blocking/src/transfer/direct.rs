@@ -21,9 +21,38 @@ use super::sys;
 use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes in one chunk: large enough that the device sees few, large writes.
 pub const CHUNK: usize = 8 * 1024 * 1024;
+
+/// The most uploads that go direct at once, server-wide. Each holds two chunks (16 MiB), so
+/// this bounds their buffers at 512 MiB however many sessions upload large files at once (a
+/// partner opening hundreds of sessions cannot make the server hold gigabytes); uploads past
+/// it go the ordinary way, through the page cache, whose memory the kernel manages.
+pub const MAX_AT_ONCE: usize = 32;
+
+/// One of the [`MAX_AT_ONCE`] places for a direct upload, given back when dropped.
+#[derive(Debug)]
+pub struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    /// A place counted in `taken` (the server's count), or `None` when all are taken.
+    pub fn take(taken: &'a AtomicUsize) -> Option<Slot<'a>> {
+        taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_AT_ONCE).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(taken))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// A buffer of [`CHUNK`] bytes whose start is aligned for direct I/O, and how much of it
 /// holds data.
@@ -134,6 +163,23 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn at_most_max_at_once_uploads_go_direct() {
+        let taken = AtomicUsize::new(0);
+        let mut slots: Vec<Slot> = (0..MAX_AT_ONCE)
+            .map(|_| Slot::take(&taken).expect("a free place"))
+            .collect();
+        assert!(Slot::take(&taken).is_none(), "one more than MAX_AT_ONCE");
+        assert_eq!(taken.load(Ordering::Acquire), MAX_AT_ONCE);
+        drop(slots.pop());
+        let again = Slot::take(&taken).expect("a place given back is free again");
+        assert!(Slot::take(&taken).is_none());
+        drop(again);
+        assert_eq!(taken.load(Ordering::Acquire), MAX_AT_ONCE - 1);
+        drop(slots);
+        assert_eq!(taken.load(Ordering::Acquire), 0);
     }
 
     #[test]
