@@ -4,7 +4,8 @@
 //! QUIT are answered while an upload waits for its data; a reset data connection is a failed
 //! upload; FTPS uploads in every store mode (over a longer file too) arrive byte for byte.
 //! The sizes reach past the first 8 MiB chunk, after which binary uploads go with direct I/O
-//! (`direct_uploads`), and the same modes run with it off.
+//! (`direct_uploads`), and the same modes run with it off; at most 32 uploads go direct at
+//! once, and the rest arrive too.
 
 use std::fs;
 use std::io::Write;
@@ -216,6 +217,102 @@ fn quit_during_an_upload_lets_it_finish_then_says_goodbye() {
     assert_eq!(r.code, 221, "QUIT: {r}");
     assert!(c.closed_within(Duration::from_secs(10)));
     assert_same_bytes("q.bin", &read_file(server.root().join("q.bin")), &bytes);
+}
+
+/// The server's threads named `wharf-write` (one per upload going direct).
+fn direct_writers(pid: u32) -> usize {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "wharf-write")
+        .count()
+}
+
+/// Whether files in `dir` can be opened with O_DIRECT (tmpfs before Linux 6.6 refuses it;
+/// the server then writes every upload the ordinary way).
+fn direct_io_works(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+    const O_DIRECT: i32 = 0o200000;
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+    const O_DIRECT: i32 = 0o40000;
+    let probe = dir.join(".direct-probe");
+    let ok = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = fs::remove_file(&probe);
+    ok
+}
+
+/// 36 large uploads at once: 32 go direct (each with its writer thread and two 8 MiB buffers),
+/// the other 4 the ordinary way, and every file arrives byte for byte.
+#[test]
+fn at_most_32_uploads_go_direct_at_once_and_the_rest_arrive_too() {
+    const UPLOADS: usize = 36;
+    const BEFORE: usize = 17 << 20; // past the first chunk and one direct chunk
+    const AFTER: usize = 1 << 20;
+    let server = Server::start("transfers-direct-bound");
+    let base = std::sync::Arc::new(random_bytes(BEFORE + AFTER, 36));
+    let content = |i: usize| {
+        let mut v = base.to_vec();
+        v[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        v
+    };
+    let paused = std::sync::Arc::new(std::sync::Barrier::new(UPLOADS + 1));
+    let resume = std::sync::Arc::new(std::sync::Barrier::new(UPLOADS + 1));
+    let uploads: Vec<_> = (0..UPLOADS)
+        .map(|i| {
+            let mut c = server.login();
+            let bytes = content(i);
+            let (paused, resume) = (paused.clone(), resume.clone());
+            thread::spawn(move || {
+                assert_eq!(c.cmd("TYPE I").code, 200);
+                let mut data = start_upload(&mut c, &format!("STOR up{i}.bin"));
+                data.write_all(&bytes[..BEFORE]).expect("first part");
+                paused.wait();
+                resume.wait();
+                data.write_all(&bytes[BEFORE..]).expect("the rest");
+                drop(data);
+                let r = c.reply();
+                assert_eq!(r.code, 226, "up{i}.bin: {r}");
+            })
+        })
+        .collect();
+    paused.wait();
+    // Every upload is past its first direct chunk once the server has read what was sent:
+    // wait (bounded) for the writers to appear, then watch that no more than 32 do.
+    let mut most = 0;
+    for _ in 0..300 {
+        most = most.max(direct_writers(server.pid()));
+        if most >= 32 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..10 {
+        thread::sleep(Duration::from_millis(100));
+        most = most.max(direct_writers(server.pid()));
+    }
+    resume.wait();
+    for u in uploads {
+        u.join().expect("upload thread");
+    }
+    if direct_io_works(server.root()) {
+        assert_eq!(most, 32, "uploads going direct at once");
+    } else {
+        eprintln!("O_DIRECT is refused under the test folder: no upload can go direct");
+        assert_eq!(most, 0, "uploads going direct where O_DIRECT is refused");
+    }
+    for i in 0..UPLOADS {
+        let name = format!("up{i}.bin");
+        assert_same_bytes(&name, &read_file(server.root().join(&name)), &content(i));
+    }
 }
 
 #[test]
