@@ -113,7 +113,8 @@ struct Cached {
 /// map; each change notes the name it touched, so that only those are written.
 pub struct Changes<'a> {
     records: &'a mut Records,
-    touched: Vec<String>,
+    /// Each name at each touch, with its record just before.
+    touched: Vec<(String, Option<Record>)>,
     cleared: bool,
 }
 
@@ -125,28 +126,46 @@ impl std::ops::Deref for Changes<'_> {
 }
 
 impl Changes<'_> {
+    fn touch(&mut self, name: &str) {
+        let before = self.records.get(name).cloned();
+        self.touched.push((name.to_owned(), before));
+    }
+
     /// Sets the record of `name`; returns the one it replaces.
     pub fn insert(&mut self, name: String, record: Record) -> Option<Record> {
-        self.touched.push(name.clone());
+        self.touch(&name);
         self.records.insert(name, record)
     }
 
     /// Forgets the record of `name`; returns it.
     pub fn remove(&mut self, name: &str) -> Option<Record> {
-        let old = self.records.remove(name);
-        if old.is_some() {
-            self.touched.push(name.to_owned());
-        }
-        old
+        self.touch(name);
+        self.records.remove(name)
     }
 
     /// The record of `name`, to change in place.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Record> {
-        let r = self.records.get_mut(name);
-        if r.is_some() {
-            self.touched.push(name.to_owned());
-        }
-        r
+        self.touch(name);
+        self.records.get_mut(name)
+    }
+
+    /// The names whose record is not what it was (the updates that changed nothing dropped).
+    fn changed(self) -> (Vec<String>, bool) {
+        let Changes {
+            records,
+            touched,
+            cleared,
+        } = self;
+        // A name's first touch holds what it was before the update.
+        let mut seen = std::collections::HashSet::new();
+        let names = touched
+            .into_iter()
+            .filter(|(name, before)| {
+                seen.insert(name.clone()) && records.get(name) != before.as_ref()
+            })
+            .map(|(name, _)| name)
+            .collect();
+        (names, cleared)
     }
 
     /// Forgets every record.
@@ -209,11 +228,7 @@ impl MetaStore {
             cleared: false,
         };
         let out = f(&mut changes);
-        let Changes {
-            mut touched,
-            cleared,
-            ..
-        } = changes;
+        let (touched, cleared) = changes.changed();
         if touched.is_empty() && !cleared {
             return Ok(out);
         }
@@ -238,8 +253,6 @@ impl MetaStore {
                 c.appendable = true;
             })
         } else {
-            touched.sort();
-            touched.dedup();
             append(&path, &entries(&c.records, &touched)).map(|()| c.entries += touched.len())
         };
         match written {
@@ -672,6 +685,15 @@ mod tests {
         // A change that changes nothing writes nothing.
         let before = fs::read_to_string(dir.join(SIDECAR)).unwrap();
         store.update(&dir, |r| r.remove("nothing-here")).unwrap();
+        store
+            .update(&dir, |r| r.insert("f150".into(), rec("alice", 0o444, 150)))
+            .unwrap();
+        store
+            .update(&dir, |r| {
+                r.remove("f151");
+                r.insert("f151".into(), rec("alice", 0o444, 151))
+            })
+            .unwrap();
         assert_eq!(fs::read_to_string(dir.join(SIDECAR)).unwrap(), before);
         fs::remove_dir_all(&dir).unwrap();
     }
