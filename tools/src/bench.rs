@@ -76,6 +76,9 @@ pub struct Settings {
     /// Receive plain RETR data (raw_retr, retr, small_retr) with splice(2) into /dev/null
     /// instead of reads into a buffer (`--recv splice`).
     pub recv_splice: bool,
+    /// A folder to change into after logging in (`--cwd`), e.g. a partner's Outbox; every
+    /// workload but the login storm and the idle sessions works there.
+    pub cwd: Option<String>,
 }
 
 /// The workloads, in the order they run.
@@ -778,6 +781,9 @@ pub fn session(s: &Settings, tls: bool) -> Result<Control> {
         c.secure(t)?;
     }
     c.login(&s.user, &s.pass)?;
+    if let Some(dir) = &s.cwd {
+        c.expect(&format!("CWD {dir}"), &[250])?;
+    }
     c.expect("TYPE I", &[200])?;
     Ok(c)
 }

@@ -92,6 +92,10 @@ struct Args {
     /// a buffer) or "splice" (splice(2) through a pipe into /dev/null, Linux; no copy).
     #[arg(long, default_value = "read", value_parser = ["read", "splice"])]
     recv: String,
+    /// Change into this folder after logging in (e.g. /Outbox for a partner's user); the
+    /// login storm and the idle sessions stay where they log in.
+    #[arg(long)]
+    cwd: Option<String>,
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -185,6 +189,7 @@ fn run() -> Result<()> {
         server_pid: a.server_pid,
         local_dir: a.local_dir,
         recv_splice: a.recv == "splice",
+        cwd: a.cwd,
     };
     let skip_ftps = settings.tls.is_none() && a.workloads == "all";
     let mut bench = Bench::new(settings)?;
