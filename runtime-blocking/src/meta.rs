@@ -115,7 +115,6 @@ pub struct Changes<'a> {
     records: &'a mut Records,
     /// Each name at each touch, with its record just before.
     touched: Vec<(String, Option<Record>)>,
-    cleared: bool,
 }
 
 impl std::ops::Deref for Changes<'_> {
@@ -150,28 +149,17 @@ impl Changes<'_> {
     }
 
     /// The names whose record is not what it was (the updates that changed nothing dropped).
-    fn changed(self) -> (Vec<String>, bool) {
-        let Changes {
-            records,
-            touched,
-            cleared,
-        } = self;
+    fn changed(self) -> Vec<String> {
+        let Changes { records, touched } = self;
         // A name's first touch holds what it was before the update.
         let mut seen = std::collections::HashSet::new();
-        let names = touched
+        touched
             .into_iter()
             .filter(|(name, before)| {
                 seen.insert(name.clone()) && records.get(name) != before.as_ref()
             })
             .map(|(name, _)| name)
-            .collect();
-        (names, cleared)
-    }
-
-    /// Forgets every record.
-    pub fn clear(&mut self) {
-        self.cleared |= !self.records.is_empty();
-        self.records.clear();
+            .collect()
     }
 }
 
@@ -225,11 +213,10 @@ impl MetaStore {
         let mut changes = Changes {
             records: Arc::make_mut(&mut c.records),
             touched: Vec::new(),
-            cleared: false,
         };
         let out = f(&mut changes);
-        let (touched, cleared) = changes.changed();
-        if touched.is_empty() && !cleared {
+        let touched = changes.changed();
+        if touched.is_empty() {
             return Ok(out);
         }
         let path = dir.join(SIDECAR);
@@ -242,14 +229,9 @@ impl MetaStore {
                     Ok(())
                 }
             }
-        } else if cleared
-            || !c.appendable
-            || c.entries + touched.len() > 2 * c.records.len() + COMPACT_SLACK
-        {
-            let mut all: Vec<String> = c.records.keys().cloned().collect();
-            all.sort();
-            write_atomically(dir, &path, render_entries(&c.records, &all).as_bytes()).map(|()| {
-                c.entries = all.len();
+        } else if !c.appendable || c.entries + touched.len() > 2 * c.records.len() + COMPACT_SLACK {
+            write_atomically(dir, &path, render(&c.records).as_bytes()).map(|()| {
+                c.entries = c.records.len();
                 c.appendable = true;
             })
         } else {
@@ -436,21 +418,11 @@ fn record_of(name: &str, t: &toml::Table) -> Result<Record, String> {
     })
 }
 
-/// Parses a sidecar (either form) into its records.
-pub fn parse(text: &str) -> Result<Records, String> {
-    parse_sidecar(text).map(|p| p.records)
-}
-
-/// The text of a sidecar holding `records`.
+/// The whole text of a sidecar holding `records`: the header, then their entries by name.
 pub fn render(records: &Records) -> String {
     let mut all: Vec<String> = records.keys().cloned().collect();
     all.sort();
-    render_entries(records, &all)
-}
-
-/// A whole sidecar: the header, then the entries of `names`.
-fn render_entries(records: &Records, names: &[String]) -> String {
-    format!("{HEADER}{}", entries(records, names))
+    format!("{HEADER}{}", entries(records, &all))
 }
 
 /// The entries of `names` as they are in `records` (`removed = true` for a name without
@@ -578,7 +550,8 @@ mod tests {
         // Removing every record removes the sidecar.
         again
             .update(&dir, |r| {
-                r.clear();
+                r.remove("invoice.txt");
+                r.remove(odd);
             })
             .unwrap();
         assert!(!dir.join(SIDECAR).exists());
@@ -608,8 +581,9 @@ mod tests {
         assert!(store.records(&dir).is_empty());
         assert!(dir.join(format!("{SIDECAR}.bad")).exists());
         assert!(
-            parse("[\"x\"]\nowner = \"a\"\ngroup = \"g\"\nmode = \"9\"\nino = 1\n")
-                .unwrap_err()
+            parse_sidecar("[\"x\"]\nowner = \"a\"\ngroup = \"g\"\nmode = \"9\"\nino = 1\n")
+                .err()
+                .unwrap()
                 .contains("not an octal mode")
         );
         // The next update replaces it.
@@ -756,7 +730,7 @@ mod tests {
             })
             .unwrap();
         let text = fs::read_to_string(dir.join(SIDECAR)).unwrap();
-        assert_eq!(parse(&text).unwrap().len(), 3, "{text}");
+        assert_eq!(parse_sidecar(&text).unwrap().records.len(), 3, "{text}");
         assert_eq!(entries_in(&dir), 3);
         fs::remove_dir_all(&dir).unwrap();
     }
