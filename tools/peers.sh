@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/peers.sh — Wharf beside the FTP servers its users would otherwise run, measured by
 # wharf-bench on the same machine in the same run. Not part of the test suite: run by hand,
-# as root (vsftpd and pure-ftpd need it to switch to the benchmark user), on a quiet machine.
+# as root (vsftpd, pure-ftpd and ProFTPD need it to switch to the benchmark user), on a quiet
+# machine.
 #
 #   tools/peers.sh                         # every server, every workload, 3 runs each
 #   SERVERS="wharf vsftpd" tools/peers.sh  # a subset
@@ -17,10 +18,16 @@
 #              conflicts with vsftpd's), puredb user file (22123, passive 44000-47999: pure-ftpd
 #              caps its client limit at half the passive range, so 1,000 ports would cap it at 500)
 #   pyftpdlib  from PyPI in a venv under $WORK (22124, passive 43000-43999)
+#   proftpd    ProFTPD unpacked like pure-ftpd (proftpd-core, proftpd-mod-crypto for mod_tls,
+#              and the few libraries it links that are not installed), AuthUserFile
+#              (22125, passive 42000-42999); its mod_delay is off, as Wharf does not delay
+#              successful logins either
 # One throw-away user, wharfbench, with the same password everywhere: a SHA-512-crypt hash
-# for vsftpd (/etc/shadow) and pure-ftpd (puredb), plain for pyftpdlib (DummyAuthorizer),
+# for vsftpd (/etc/shadow), pure-ftpd (puredb) and ProFTPD (AuthUserFile), plain for
+# pyftpdlib (DummyAuthorizer),
 # and Wharf's own store for Wharf (what it ships). One self-signed certificate (EC P-256,
-# made with openssl) for every server's explicit FTPS; vsftpd keeps require_ssl_reuse=YES.
+# made with openssl) for every server's explicit FTPS; vsftpd keeps require_ssl_reuse=YES
+# and ProFTPD its default, which also requires data connections to resume the TLS session.
 # Connection limits are raised so 2,000 storm sessions and 1,000 idle sessions fit, except
 # Wharf's, which the benchmark runs with its defaults.
 #
@@ -34,14 +41,14 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${WORK:-/tmp/wharf-peers}
-SERVERS=${SERVERS:-"wharf vsftpd pure-ftpd pyftpdlib"}
+SERVERS=${SERVERS:-"wharf vsftpd pure-ftpd pyftpdlib proftpd"}
 SIZE=${SIZE:-1G}
 BENCH_USER=wharfbench
 BENCH_PASS=${BENCH_PASS:-wharf-bench-pw}
 HOST=127.0.0.1
-declare -A PORT=([wharf]=22121 [vsftpd]=22122 [pure-ftpd]=22123 [pyftpdlib]=22124)
-declare -A PASV_LO=([wharf]=40000 [vsftpd]=41000 [pure-ftpd]=44000 [pyftpdlib]=43000)
-declare -A PASV_HI=([wharf]=40999 [vsftpd]=41999 [pure-ftpd]=47999 [pyftpdlib]=43999)
+declare -A PORT=([wharf]=22121 [vsftpd]=22122 [pure-ftpd]=22123 [pyftpdlib]=22124 [proftpd]=22125)
+declare -A PASV_LO=([wharf]=40000 [vsftpd]=41000 [pure-ftpd]=44000 [pyftpdlib]=43000 [proftpd]=42000)
+declare -A PASV_HI=([wharf]=40999 [vsftpd]=41999 [pure-ftpd]=47999 [pyftpdlib]=43999 [proftpd]=42999)
 PAM_FILE=/etc/pam.d/wharfbench-vsftpd
 BENCH=$REPO/target/release/wharf-bench
 WHARF=${WHARF:-$REPO/target/release/wharf}
@@ -49,9 +56,9 @@ WHARF=${WHARF:-$REPO/target/release/wharf}
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'peers.sh: %s\n' "$*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "run as root (vsftpd and pure-ftpd switch to the benchmark user)"
+[ "$(id -u)" = 0 ] || die "run as root (vsftpd, pure-ftpd and ProFTPD switch to the benchmark user)"
 for s in $SERVERS; do
-  [ -n "${PORT[$s]:-}" ] || die "unknown server '$s' (known: wharf vsftpd pure-ftpd pyftpdlib)"
+  [ -n "${PORT[$s]:-}" ] || die "unknown server '$s' (known: wharf vsftpd pure-ftpd pyftpdlib proftpd)"
 done
 
 STARTED_PIDS=()
@@ -238,6 +245,73 @@ start_pyftpdlib() {
   "$venv/bin/python" "$REPO/tools/peers/pyftpdlib_server.py" "$HOST" "${PORT[pyftpdlib]}" \
     "$root" "$BENCH_USER" "$BENCH_PASS" "$CERT" "$KEY" \
     "${PASV_LO[pyftpdlib]}" "${PASV_HI[pyftpdlib]}" >"$WORK/logs/pyftpdlib.log" 2>&1 &
+  SERVER_PID=$!
+}
+
+PRO=$WORK/proftpd
+start_proftpd() {
+  local root pkg=$PRO/pkg lib p missing
+  root=$(make_root proftpd)
+  lib=$pkg/usr/lib/x86_64-linux-gnu
+  if [ ! -x "$pkg/usr/sbin/proftpd" ] || [ ! -f "$pkg/usr/lib/proftpd/mod_tls.so" ]; then
+    mkdir -p "$PRO"
+    # Debian 12's names: the server, mod_tls, and the libraries proftpd links that a machine
+    # without ProFTPD installed usually lacks.
+    for p in proftpd-core proftpd-mod-crypto libhiredis0.14 libmemcached11 libmemcachedutil2 \
+      libhashkit2 libpcre2-posix3; do
+      (cd "$PRO" && apt-get download "$p" >&2) \
+        || { apt-get update >&2 && (cd "$PRO" && apt-get download "$p" >&2); } \
+        || die "apt-get download $p failed"
+    done
+    for p in "$PRO"/*.deb; do dpkg -x "$p" "$pkg"; done
+  fi
+  missing=$(LD_LIBRARY_PATH=$lib ldd "$pkg/usr/sbin/proftpd" | awk '/not found/{print $1}')
+  [ -z "$missing" ] || die "proftpd needs libraries that are not installed: $missing"
+  # AuthUserFile: the same SHA-512-crypt hash as vsftpd's, with the benchmark user's ids.
+  printf '%s:%s:%s:%s::%s:/usr/sbin/nologin\n' "$BENCH_USER" "$HASH" "$BENCH_UID" \
+    "$BENCH_GID" "$root" > "$PRO/ftpd.passwd"
+  chmod 600 "$PRO/ftpd.passwd"
+  cat > "$PRO/proftpd.conf" <<EOF
+ServerName "wharf-bench proftpd"
+ServerType standalone
+DefaultAddress $HOST
+SocketBindTight on
+Port ${PORT[proftpd]}
+PassivePorts ${PASV_LO[proftpd]} ${PASV_HI[proftpd]}
+User nobody
+Group nogroup
+Umask 022
+MaxInstances 5000
+MaxClients none
+MaxClientsPerHost none
+MaxClientsPerUser none
+MaxConnectionsPerHost none
+UseIPv6 off
+UseReverseDNS off
+DefaultRoot ~
+RequireValidShell off
+AuthOrder mod_auth_file.c
+AuthUserFile $PRO/ftpd.passwd
+AuthPAM off
+AllowOverwrite on
+UseSendfile on
+TimeoutIdle 600
+PidFile $PRO/proftpd.pid
+ScoreboardFile $PRO/proftpd.scoreboard
+SystemLog $WORK/logs/proftpd.system.log
+WtmpLog off
+DelayEngine off
+ModulePath $pkg/usr/lib/proftpd
+LoadModule mod_tls.c
+TLSEngine on
+TLSProtocol TLSv1.2 TLSv1.3
+TLSECCertificateFile $CERT
+TLSECCertificateKeyFile $KEY
+TLSRequired off
+TLSVerifyClient off
+EOF
+  LD_LIBRARY_PATH=$lib "$pkg/usr/sbin/proftpd" -n -c "$PRO/proftpd.conf" \
+    >"$WORK/logs/proftpd.log" 2>&1 &
   SERVER_PID=$!
 }
 
