@@ -210,16 +210,23 @@ EOF
   SERVER_PID=$!
 }
 
+# Downloads Debian packages into $1 (apt-get download; one apt-get update if that fails) and
+# unpacks them all into $1/pkg: for servers whose packages conflict with vsftpd's.
+unpack_debs() {
+  local dir=$1 p
+  shift
+  mkdir -p "$dir"
+  (cd "$dir" && apt-get download "$@" >&2) \
+    || { apt-get update >&2 && (cd "$dir" && apt-get download "$@" >&2); } \
+    || die "apt-get download $* failed"
+  for p in "$dir"/*.deb; do dpkg -x "$p" "$dir/pkg"; done
+}
+
 PURE=$WORK/pure-ftpd/pkg
 start_pure-ftpd() {
   local root
   root=$(make_root pure-ftpd)
-  if [ ! -x "$PURE/usr/sbin/pure-ftpd" ]; then
-    mkdir -p "$WORK/pure-ftpd"
-    (cd "$WORK/pure-ftpd" && apt-get download pure-ftpd >&2 && dpkg -x pure-ftpd_*.deb pkg) \
-      || { apt-get update >&2 && (cd "$WORK/pure-ftpd" && apt-get download pure-ftpd >&2 \
-           && dpkg -x pure-ftpd_*.deb pkg); }
-  fi
+  [ -x "$PURE/usr/sbin/pure-ftpd" ] || unpack_debs "$WORK/pure-ftpd" pure-ftpd
   # The puredb user file is made with pure-pw from the same package; its own default hash
   # (argon2id, t=1023) is replaced by the same SHA-512-crypt hash vsftpd gets.
   local pw=$WORK/pure-ftpd/pureftpd.passwd db=$WORK/pure-ftpd/pureftpd.pdb
@@ -250,20 +257,14 @@ start_pyftpdlib() {
 
 PRO=$WORK/proftpd
 start_proftpd() {
-  local root pkg=$PRO/pkg lib p missing
+  local root pkg=$PRO/pkg lib missing
   root=$(make_root proftpd)
   lib=$pkg/usr/lib/x86_64-linux-gnu
   if [ ! -x "$pkg/usr/sbin/proftpd" ] || [ ! -f "$pkg/usr/lib/proftpd/mod_tls.so" ]; then
-    mkdir -p "$PRO"
     # Debian 12's names: the server, mod_tls, and the libraries proftpd links that a machine
     # without ProFTPD installed usually lacks.
-    for p in proftpd-core proftpd-mod-crypto libhiredis0.14 libmemcached11 libmemcachedutil2 \
-      libhashkit2 libpcre2-posix3; do
-      (cd "$PRO" && apt-get download "$p" >&2) \
-        || { apt-get update >&2 && (cd "$PRO" && apt-get download "$p" >&2); } \
-        || die "apt-get download $p failed"
-    done
-    for p in "$PRO"/*.deb; do dpkg -x "$p" "$pkg"; done
+    unpack_debs "$PRO" proftpd-core proftpd-mod-crypto libhiredis0.14 libmemcached11 \
+      libmemcachedutil2 libhashkit2 libpcre2-posix3
   fi
   missing=$(LD_LIBRARY_PATH=$lib ldd "$pkg/usr/sbin/proftpd" | awk '/not found/{print $1}')
   [ -z "$missing" ] || die "proftpd needs libraries that are not installed: $missing"
@@ -298,7 +299,6 @@ UseSendfile on
 TimeoutIdle 600
 PidFile $PRO/proftpd.pid
 ScoreboardFile $PRO/proftpd.scoreboard
-SystemLog $WORK/logs/proftpd.system.log
 WtmpLog off
 DelayEngine off
 ModulePath $pkg/usr/lib/proftpd
