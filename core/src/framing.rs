@@ -1,7 +1,8 @@
 //! Line framing of the control connection.
 //!
 //! Owns the bytes between the socket and the command parser: Telnet IAC sequences are stripped
-//! (RFC 959 §4.1.3: the control connection speaks Telnet), a line ends at LF, CRLF or a bare CR
+//! (RFC 959 §4.1.3: the control connection speaks Telnet; a Data Mark left at the start of a
+//! line by a Synch whose IAC went as urgent data is dropped too), a line ends at LF, CRLF or a bare CR
 //! (a client that sends `ABOR\r\n` with MSG_OOB, as Python's ftplib does, has its LF taken out
 //! of the stream by the receiving kernel), and a line longer than the configured bound is
 //! dropped as it arrives, never buffered whole, and reported once as [`Frame::TooLong`].
@@ -16,6 +17,8 @@ const SB: u8 = 250;
 const SE: u8 = 240;
 const WILL: u8 = 251;
 const DONT: u8 = 254;
+/// Telnet Data Mark, the end of a Synch (RFC 854).
+const DM: u8 = 242;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Telnet {
@@ -94,7 +97,14 @@ impl LineFramer {
                         WILL..=DONT => Telnet::Option,
                         SB => Telnet::Sub,
                         // IP, DM, AO, AYT, NOP, ...: a two-byte command, dropped.
-                        _ => Telnet::Data,
+                        SE.. => Telnet::Data,
+                        // Not a Telnet command: the IAC was alone (its partner was sent as
+                        // urgent data and the kernel took it out of the stream); the byte
+                        // is data.
+                        _ => {
+                            self.data_byte(b);
+                            Telnet::Data
+                        }
                     }
                 }
                 Telnet::Option => self.telnet = Telnet::Data,
@@ -119,6 +129,11 @@ impl LineFramer {
                 self.end_line();
                 self.after_cr = b == b'\r';
             }
+            // A Telnet Data Mark at the start of a line, without its IAC: BSD-derived clients
+            // (BSD ftp, tnftp, inetutils) send `IAC IP`, then `IAC` as urgent data, then
+            // `DM ABOR`; without SO_OOBINLINE the kernel removes the urgent IAC from the
+            // stream and the DM arrives glued to the command. No verb starts with it.
+            DM if self.buf.len() == self.partial => {}
             _ => {
                 if self.discarding {
                     return;
@@ -241,6 +256,33 @@ mod tests {
         assert_eq!(line, b"ABOR");
         assert_eq!(f.next_into(&mut line), Some(true));
         assert_eq!(line, b"NO\xff");
+    }
+
+    #[test]
+    fn bsd_abort_sequences_leave_abor() {
+        // BSD ftp / tnftp / inetutils: `IAC IP` and `IAC` (urgent) then `DM ABOR`. Without
+        // SO_OOBINLINE the urgent IAC is taken out of the stream: `IAC IP DM ABOR`.
+        let mut f = LineFramer::new(100);
+        f.push(&[255, 244, 242]);
+        f.push(b"ABOR\r\n");
+        // A client that sends `IAC IP`, then `IAC DM` with the DM urgent: `IAC IP IAC ABOR`.
+        f.push(&[255, 244, 255]);
+        f.push(b"ABOR\r\n");
+        // With the urgent byte inline: `IAC IP IAC DM ABOR`.
+        f.push(&[255, 244, 255, 242, b'A', b'B', b'O', b'R', b'\r', b'\n']);
+        assert_eq!(
+            lines(&mut f),
+            vec![
+                Some("ABOR".into()),
+                Some("ABOR".into()),
+                Some("ABOR".into())
+            ]
+        );
+        // A DM byte inside a line is data.
+        f.push(b"SITE x\xf2y\r\n");
+        let mut line = Vec::new();
+        assert_eq!(f.next_into(&mut line), Some(true));
+        assert_eq!(line, b"SITE x\xf2y");
     }
 
     #[test]

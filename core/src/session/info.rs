@@ -41,10 +41,10 @@ impl Session {
             "TVFS",
             "UTF8",
         ];
-        let tls: &[&str] = if self.config.tls_available {
-            &["AUTH TLS", "AUTH SSL", "PBSZ", "PROT", "CCC"]
-        } else {
-            &[]
+        let tls: &[&str] = match (self.config.tls_available, self.config.allow_ccc) {
+            (true, true) => &["AUTH TLS", "AUTH SSL", "PBSZ", "PROT", "CCC"],
+            (true, false) => &["AUTH TLS", "AUTH SSL", "PBSZ", "PROT"],
+            (false, _) => &[],
         };
         let all = tls.iter().copied().chain(lines);
         self.push_reply(Reply::with_body(211, "Features:", all, "End"));

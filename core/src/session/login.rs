@@ -9,11 +9,13 @@ use crate::reply::Reply;
 use std::time::Instant;
 
 impl Session {
-    pub(super) fn cmd_user(&mut self, name: &str) {
+    pub(super) fn cmd_user(&mut self, now: Instant, name: &str) {
         if matches!(self.login, Login::In(_)) {
-            // RFC 959 lets USER change the user at any time: start over.
+            // RFC 959 lets USER change the user at any time: start over, with a new login
+            // deadline.
             self.end_login(None);
             self.reset_session_state();
+            self.start_login_deadline(now);
         }
         let anonymous = is_anonymous_name(name);
         if !self.tls.protected() && self.config.control_tls_required(name, anonymous) {
@@ -201,7 +203,7 @@ impl Session {
     pub(super) fn cmd_rein(&mut self, now: Instant) {
         self.end_login(None);
         self.reset_session_state();
-        self.touch(now);
+        self.start_login_deadline(now);
         self.reply(220, "Service ready for new user.");
         // RFC 4217 §11: REIN returns an explicitly protected control connection to the clear;
         // the client may AUTH again. An implicit-TLS connection stays protected.

@@ -271,10 +271,12 @@ impl Session {
         }
         if self.transfer.is_none() && self.pending.is_none() && now >= self.deadline {
             let secs = self.idle_limit().as_secs();
-            self.reply(
-                421,
-                &format!("Timeout: no command for {secs} seconds; closing the connection."),
-            );
+            let text = if self.logged_in().is_some() {
+                format!("Timeout: no command for {secs} seconds; closing the connection.")
+            } else {
+                format!("Timeout: not logged in within {secs} seconds; closing the connection.")
+            };
+            self.reply(421, &text);
             self.close();
         }
     }
@@ -297,6 +299,15 @@ impl Session {
             Login::In(a) => Some(a.as_ref()),
             _ => None,
         }
+    }
+
+    /// The instant by which the client must have logged in, while it has not: counted from
+    /// the connection's start (or REIN), never extended by commands. A runtime bounds what it
+    /// does for a client that has not logged in by it (a reply the client does not read, a
+    /// TLS handshake); `None` once logged in or closed.
+    #[must_use]
+    pub fn login_deadline(&self) -> Option<Instant> {
+        (!self.closed && self.logged_in().is_none()).then_some(self.deadline)
     }
 
     /// The client's address.
@@ -364,8 +375,19 @@ impl Session {
         }
     }
 
+    /// A command (or the end of an action or a transfer) restarts the idle timer of a
+    /// logged-in session. Before login nothing moves the deadline: it counts from the
+    /// connection's start (or REIN), so a client cannot hold a connection by sending NOOPs.
     fn touch(&mut self, now: Instant) {
-        self.deadline = now + self.idle_limit();
+        if self.logged_in().is_some() {
+            self.deadline = now + self.idle_limit();
+        }
+    }
+
+    /// Starts the login deadline: at the connection's start, REIN, and a USER that ends a
+    /// login.
+    fn start_login_deadline(&mut self, now: Instant) {
+        self.deadline = now + self.config.login_timeout;
     }
 
     fn logged_in(&self) -> Option<&Account> {
@@ -444,16 +466,19 @@ impl Session {
         let cmd = match parsed {
             Ok(cmd) => cmd,
             Err(e) => {
-                // A bad command still counts as "the next command" for REST and RNFR.
-                self.rest = None;
+                // A bad command still counts as "the next command" for RNFR.
                 self.rename_from = None;
                 self.reply(e.code, &e.message);
                 return;
             }
         };
+        // REST lives until the transfer it is for (as in vsftpd, pure-ftpd, ProFTPD and
+        // pyftpdlib): clients send REST, then PASV/EPSV/PORT/TYPE, then RETR/STOR/APPE.
         let rest = match cmd {
-            Command::Rest(_) => None,
-            _ => self.rest.take(),
+            Command::Retr(_) | Command::Stor(_) | Command::Appe(_) | Command::Stou(_) => {
+                self.rest.take()
+            }
+            _ => None,
         };
         let rename_from = self.rename_from.take();
 
@@ -463,7 +488,7 @@ impl Session {
         }
 
         match cmd {
-            Command::User(name) => self.cmd_user(name),
+            Command::User(name) => self.cmd_user(now, name),
             Command::Pass(pw) => self.cmd_pass(pw),
             Command::Acct(_) => {
                 if self.logged_in().is_some() {
