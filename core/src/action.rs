@@ -89,6 +89,14 @@ pub enum ActionKind {
         /// The new bits (at most `0o777`).
         mode: u32,
     },
+    /// Set a file's modification time (MFMT, two-argument MDTM). Answer:
+    /// [`OutcomeKind::Done`].
+    SetModified {
+        /// The file.
+        path: VirtualPath,
+        /// The new modification time.
+        time: UnixTime,
+    },
     /// Remove an empty directory. Answer: [`OutcomeKind::Done`].
     RemoveDir {
         /// The directory to remove.

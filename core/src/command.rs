@@ -29,6 +29,15 @@ pub enum EpsvArg {
     All,
 }
 
+/// Which command asked to set a modification time (the reply is the same; the log differs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetTimeVerb {
+    /// `MFMT YYYYMMDDHHMMSS path` (draft-somers-ftp-mfxx).
+    Mfmt,
+    /// `MDTM YYYYMMDDHHMMSS path`, the two-argument form ncftp sends.
+    Mdtm,
+}
+
 /// Arguments of LIST, NLST and STAT with a path: `-la`-style options are accepted and dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListArgs<'a> {
@@ -84,6 +93,12 @@ pub enum Command<'a> {
     Opts(&'a str),
     Size(&'a str),
     Mdtm(&'a str),
+    /// MFMT, or MDTM with a time before the path (ncftp): set a file's modification time.
+    Mfmt {
+        time: crate::time::UnixTime,
+        path: &'a str,
+        verb: SetTimeVerb,
+    },
     Auth(&'a str),
     Pbsz(&'a str),
     Prot(&'a str),
@@ -140,7 +155,14 @@ pub const VERBS: &[VerbInfo] = &[
         "LPRT <af,hal,h1,...,pal,p1,...> (long active data connection)",
     ),
     v("LPSV", "LPSV (long passive mode)"),
-    v("MDTM", "MDTM <path> (modification time)"),
+    v(
+        "MDTM",
+        "MDTM <path> (modification time); MDTM YYYYMMDDHHMMSS <path> sets it",
+    ),
+    v(
+        "MFMT",
+        "MFMT YYYYMMDDHHMMSS <path> (set the modification time, UTC)",
+    ),
     v("MKD", "MKD <path> (make a directory)"),
     v("MLSD", "MLSD [<path>] (machine listing of a directory)"),
     v("MLST", "MLST [<path>] (machine listing of one entry)"),
@@ -298,12 +320,61 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, ParseError> {
         b"FEAT" => Command::Feat,
         b"OPTS" => Command::Opts(need("an option")?),
         b"SIZE" => Command::Size(need("a file name")?),
-        b"MDTM" => Command::Mdtm(need("a file name")?),
+        b"MDTM" => {
+            let arg = need("a file name")?;
+            match split_time(arg) {
+                Some(Ok((time, path))) => Command::Mfmt {
+                    time,
+                    path,
+                    verb: SetTimeVerb::Mdtm,
+                },
+                Some(Err(e)) => return Err(e),
+                None => Command::Mdtm(arg),
+            }
+        }
+        b"MFMT" => match split_time(need("a time and a path")?) {
+            Some(Ok((time, path))) => Command::Mfmt {
+                time,
+                path,
+                verb: SetTimeVerb::Mfmt,
+            },
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(ParseError::new(
+                    501,
+                    "MFMT needs a time and a path: MFMT YYYYMMDDHHMMSS <path> (UTC).",
+                ))
+            }
+        },
         b"AUTH" => Command::Auth(need("a mechanism")?),
         b"PBSZ" => Command::Pbsz(need("a buffer size")?),
         b"PROT" => Command::Prot(need("a protection level")?),
         b"CCC" => Command::Ccc,
         _ => return Err(unknown(verb)),
+    })
+}
+
+/// `YYYYMMDDHHMMSS[.fff] <path>`: `None` when the argument does not start with 14 digits and
+/// a space (then it is a path); an error when it does but the time is impossible.
+fn split_time(arg: &str) -> Option<Result<(crate::time::UnixTime, &str), ParseError>> {
+    let (time, path) = arg.split_once(' ')?;
+    let digits = time.split('.').next().unwrap_or("");
+    if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let path = path.trim_start_matches(' ');
+    if path.is_empty() {
+        return Some(Err(ParseError::new(
+            501,
+            "A path is needed after the time.",
+        )));
+    }
+    Some(match crate::time::UnixTime::parse_mdtm(time) {
+        Some(t) => Ok((t, path)),
+        None => Err(ParseError::new(
+            501,
+            format!("'{time}' is not a valid time: use YYYYMMDDHHMMSS (UTC)."),
+        )),
     })
 }
 

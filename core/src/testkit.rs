@@ -435,6 +435,16 @@ impl MemFs {
         Ok(())
     }
 
+    /// Sets the modification time of an entry ([`ActionKind::SetModified`]).
+    pub fn set_modified(&mut self, path: &str, time: UnixTime) -> Result<(), StorageError> {
+        let e = self
+            .entries
+            .get_mut(&key(path))
+            .ok_or(StorageError::NotFound)?;
+        e.modified = time;
+        Ok(())
+    }
+
     fn info(&self, path: &str, e: &Entry) -> FileInfo {
         let (kind, size, nlink) = match &e.node {
             Node::Dir => (FileKind::Dir, 4096, 2),
@@ -1228,6 +1238,9 @@ impl Harness {
             }
             ActionKind::SetMode { path, mode } => {
                 OutcomeKind::Done(self.fs.set_mode(path.as_str(), mode))
+            }
+            ActionKind::SetModified { path, time } => {
+                OutcomeKind::Done(self.fs.set_modified(path.as_str(), time))
             }
             ActionKind::LoginEnded => {
                 if self.logins_held == 0 {

@@ -65,6 +65,40 @@ impl UnixTime {
         );
     }
 
+    /// Reads `YYYYMMDDHHMMSS`, optionally followed by `.` and one to three digits of a second
+    /// (ignored), as MFMT and the two-argument MDTM send it (UTC, RFC 3659 §2.3). `None` for
+    /// anything else, including an impossible date (month 13, 31 February, hour 24).
+    pub fn parse_mdtm(text: &str) -> Option<UnixTime> {
+        let (whole, fraction) = match text.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (text, None),
+        };
+        if whole.len() != 14
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || fraction.is_some_and(|f| {
+                f.is_empty() || f.len() > 3 || !f.bytes().all(|b| b.is_ascii_digit())
+            })
+        {
+            return None;
+        }
+        let num = |r: core::ops::Range<usize>| whole[r].parse::<u32>().ok();
+        let c = Civil {
+            year: i64::from(num(0..4)?),
+            month: num(4..6)?,
+            day: num(6..8)?,
+            hour: num(8..10)?,
+            minute: num(10..12)?,
+            second: num(12..14)?,
+        };
+        let valid = (1..=12).contains(&c.month)
+            && c.day >= 1
+            && c.day <= days_in_month(c.year, c.month)
+            && c.hour < 24
+            && c.minute < 60
+            && c.second < 60;
+        valid.then(|| UnixTime::from_civil(c))
+    }
+
     /// ISO 8601 in UTC, `2026-11-21T20:30:00Z` (for SITE WHO and SITE STAT).
     pub fn write_iso8601(self, out: &mut String) {
         use core::fmt::Write;
@@ -111,6 +145,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -148,7 +191,46 @@ mod tests {
         assert_eq!(s, "Sep 13  2020");
     }
 
+    #[test]
+    fn parse_mdtm_reads_what_write_mdtm_writes() {
+        assert_eq!(
+            UnixTime::parse_mdtm("20231114221320"),
+            Some(UnixTime(1_700_000_000))
+        );
+        assert_eq!(
+            UnixTime::parse_mdtm("20231114221320.123"),
+            Some(UnixTime(1_700_000_000))
+        );
+        assert_eq!(
+            UnixTime::parse_mdtm("20240229000000"),
+            Some(UnixTime(1_709_164_800))
+        );
+        for bad in [
+            "",
+            "2023111422132",
+            "202311142213201",
+            "20231314221320",
+            "20230230000000",
+            "20230229000000",
+            "20231114241320",
+            "20231114226020",
+            "2023111422132x",
+            "20231114221320.",
+            "20231114221320.1234",
+            "+0231114221320",
+        ] {
+            assert_eq!(UnixTime::parse_mdtm(bad), None, "{bad:?}");
+        }
+    }
+
     quickcheck::quickcheck! {
+        fn mdtm_round_trip(secs: u32) -> bool {
+            let t = UnixTime(i64::from(secs));
+            let mut s = String::new();
+            t.write_mdtm(&mut s);
+            UnixTime::parse_mdtm(&s) == Some(t)
+        }
+
         fn civil_round_trip(secs: i64) -> bool {
             let secs = secs % 400_000_000_000; // keep years within i64 arithmetic comfort
             UnixTime::from_civil(UnixTime(secs).to_civil()) == UnixTime(secs)

@@ -494,6 +494,13 @@ impl<'a> Connection<'a> {
                 self.log_change("chmod", &format!("{path} {mode:03o}"), &r);
                 self.outcome(id, OutcomeKind::Done(r));
             }
+            ActionKind::SetModified { path, time } => {
+                let r = self.storage_do(|s| s.set_modified(&path, time));
+                let mut when = String::new();
+                time.write_mdtm(&mut when);
+                self.log_change("set-time", &format!("{path} {when}"), &r);
+                self.outcome(id, OutcomeKind::Done(r));
+            }
             ActionKind::AdminQuery(q) => {
                 let r = match self.shared.events.admin(&q) {
                     Some(info) => Ok(info),

@@ -119,6 +119,12 @@ pub trait Storage: Send {
             "this storage cannot record permission bits".into(),
         ))
     }
+    /// Sets a file's modification time (MFMT).
+    fn set_modified(&self, _path: &VirtualPath, _time: UnixTime) -> Result<(), StorageError> {
+        Err(StorageError::Other(
+            "this storage cannot set modification times".into(),
+        ))
+    }
     /// Opens a regular file for reading, positioned at `offset`; also returns its size.
     fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(File, u64), StorageError>;
     /// The next upload is about to start; `ownership` is what a new file gets.
@@ -896,6 +902,23 @@ impl Storage for LocalFs {
         };
         self.record(&real, &ownership)
             .map_err(|e| StorageError::Other(format!("cannot record the mode: {e}")))
+    }
+
+    fn set_modified(&self, path: &VirtualPath, time: UnixTime) -> Result<(), StorageError> {
+        let real = self.existing(path)?;
+        // Through a descriptor opened for reading: utimensat on it needs ownership (the
+        // server's), not write permission, which an uploaded r--r--r-- file lacks on disk.
+        let file = File::open(&real).map_err(|e| map_io_error(&e))?;
+        let meta = file.metadata().map_err(|e| map_io_error(&e))?;
+        if !meta.is_file() {
+            return Err(StorageError::IsADirectory);
+        }
+        let when = if time.0 >= 0 {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(time.0.unsigned_abs())
+        } else {
+            std::time::UNIX_EPOCH - std::time::Duration::from_secs(time.0.unsigned_abs())
+        };
+        file.set_modified(when).map_err(|e| map_io_error(&e))
     }
 
     fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(File, u64), StorageError> {

@@ -13,6 +13,7 @@ use crate::listing::{self, EntryRole, FileInfo, FileKind};
 use crate::path::{PathError, VirtualPath};
 use crate::policy::{self, Access, Perm, Principal};
 use crate::reply::{quote_path, Reply};
+use crate::time::UnixTime;
 
 /// What a checked command will do once its metadata is in.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ pub(super) enum Op {
     Rnfr,
     Rnto { from: VirtualPath },
     Chmod { mode: u32 },
+    SetTime { time: UnixTime },
     Size,
     Mdtm,
     Mlst,
@@ -89,6 +91,7 @@ pub(super) enum Change {
     Dele(VirtualPath),
     Rename { from: VirtualPath, to: VirtualPath },
     Chmod,
+    SetTime { path: VirtualPath, time: UnixTime },
 }
 
 const DENIED: &str = "Permission denied.";
@@ -349,6 +352,25 @@ impl Session {
                 Some(Err(e)) => self.reply(550, &format!("SITE CHMOD failed: {e}.")),
                 None => self.internal_error(),
             },
+            Op::SetTime { time } => match entry {
+                // As utimes(2) with a given time: the owner only.
+                Some(Ok(info)) if info.is_file() && info.owner == who.user => self.wait(
+                    ActionKind::SetModified {
+                        path: path.clone(),
+                        time,
+                    },
+                    Pending::Change(Change::SetTime { path, time }),
+                ),
+                Some(Ok(info)) if info.is_file() => self.reply(
+                    550,
+                    "Cannot set the modification time: only the owner may change it.",
+                ),
+                Some(Ok(_)) => {
+                    self.reply(550, "Cannot set the modification time: not a plain file.")
+                }
+                Some(Err(e)) => self.reply(550, &format!("Cannot set the modification time: {e}.")),
+                None => self.internal_error(),
+            },
             Op::Size => match entry {
                 Some(Ok(info)) if info.is_file() => match self.representation {
                     Representation::Binary => self.reply(213, &info.size.to_string()),
@@ -470,6 +492,17 @@ impl Session {
                 });
             }
             (Change::Chmod, Ok(())) => self.reply(200, "SITE CHMOD command successful."),
+            (Change::SetTime { path, time }, Ok(())) => {
+                // draft-somers-ftp-mfxx: `213 Modify=YYYYMMDDHHMMSS; path`.
+                let mut text = String::from("Modify=");
+                time.write_mdtm(&mut text);
+                text.push_str("; ");
+                text.push_str(path.as_str());
+                self.reply(213, &text);
+            }
+            (Change::SetTime { .. }, Err(e)) => {
+                self.reply(550, &format!("Cannot set the modification time: {e}."))
+            }
             (Change::Mkd(_), Err(e)) => {
                 self.reply(550, &format!("Create directory operation failed: {e}."))
             }

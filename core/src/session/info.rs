@@ -34,6 +34,7 @@ impl Session {
             "LPRT",
             "LPSV",
             "MDTM",
+            "MFMT",
             mlst.as_str(),
             "PASV",
             "REST STREAM",

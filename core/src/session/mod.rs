@@ -531,6 +531,9 @@ impl Session {
             },
             Command::Size(arg) => self.check_path(arg, files::Op::Size),
             Command::Mdtm(arg) => self.check_path(arg, files::Op::Mdtm),
+            Command::Mfmt { time, path, .. } => {
+                self.check_change(path, files::Op::SetTime { time })
+            }
             Command::Type(t) => {
                 self.representation = match t {
                     TypeCode::Ascii => Representation::Ascii,
