@@ -28,7 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wharf_core::addr::PassivePorts;
+use wharf_core::addr::{canonical_ip, PassivePorts};
 use wharf_core::policy::{Cidr, IpFilter};
 use wharf_core::{Secret, TlsPolicy};
 
@@ -831,8 +831,17 @@ impl Settings {
                         if text.trim().is_empty() {
                             s.passive_address = None;
                         } else {
-                            match text.trim().parse::<IpAddr>() {
-                                Ok(ip) => s.passive_address = Some(ip),
+                            match text.trim().parse::<IpAddr>().map(canonical_ip) {
+                                Ok(ip @ IpAddr::V4(_)) => s.passive_address = Some(ip),
+                                Ok(IpAddr::V6(_)) => r.err(
+                                    k,
+                                    format!(
+                                        "'{text}': an IPv6 address cannot be advertised: PASV \
+                                         replies carry IPv4 addresses only (EPSV, which IPv6 \
+                                         clients use, carries none); give the IPv4 address \
+                                         clients reach, or leave it empty"
+                                    ),
+                                ),
                                 Err(_) => r.err(
                                     k,
                                     format!("'{text}': not an IP address such as 203.0.113.7"),
@@ -1251,6 +1260,26 @@ mod tests {
         ] {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn passive_address_must_be_ipv4() {
+        let e = errors("passive_address = \"::1\"");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with(
+                "wharf.toml: key 'passive_address': '::1': an IPv6 address cannot be advertised"
+            ),
+            "{e:?}"
+        );
+        // An IPv4-mapped address is the IPv4 address.
+        let s = Settings::parse(
+            "passive_address = \"::ffff:203.0.113.7\"",
+            "wharf.toml",
+            Path::new(""),
+        )
+        .unwrap();
+        assert_eq!(s.passive_address, Some("203.0.113.7".parse().unwrap()));
     }
 
     #[test]
