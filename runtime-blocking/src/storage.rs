@@ -356,7 +356,20 @@ impl LocalFs {
         let mut last = None;
         for c in path.components() {
             real.push(c);
-            match fs::symlink_metadata(&real) {
+            let found = match fs::symlink_metadata(&real) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && c.contains(LOSSY) => {
+                    real.pop();
+                    match undecodable_entry(&real, c) {
+                        Some(p) => {
+                            real = p;
+                            fs::symlink_metadata(&real)
+                        }
+                        None => Err(e),
+                    }
+                }
+                other => other,
+            };
+            match found {
                 Ok(m) if m.file_type().is_symlink() => return self.existing_through_links(path),
                 Ok(m) => last = Some(m),
                 Err(e) => return Err(map_io_error(&e)),
@@ -420,7 +433,7 @@ impl LocalFs {
             return Err(StorageError::NotFound);
         }
         let parent = self.existing(&path.parent())?;
-        let target = parent.join(path.file_name());
+        let target = entry_of(&parent, path.file_name());
         let meta = fs::symlink_metadata(&target).map_err(|e| map_io_error(&e))?;
         if meta.file_type().is_symlink() {
             // Refuse links that lead out (or nowhere), as for every other operation.
@@ -739,6 +752,42 @@ pub fn file_info(name: &str, meta: &fs::Metadata) -> FileInfo {
     info
 }
 
+/// What a listing shows for each byte of a name that is not UTF-8 (see [`undecodable_entry`]).
+const LOSSY: char = char::REPLACEMENT_CHARACTER;
+
+/// Most entries of one folder looked through for a name that is not UTF-8.
+const MAX_UNDECODABLE_SCAN: usize = 100_000;
+
+/// The entry of folder `dir` that a name from a listing stands for: the name itself, or the
+/// one entry whose name is not UTF-8 and is listed as `name` (see [`undecodable_entry`]).
+fn entry_of(dir: &Path, name: &str) -> PathBuf {
+    let plain = dir.join(name);
+    if !name.contains(LOSSY) || fs::symlink_metadata(&plain).is_ok() {
+        return plain;
+    }
+    undecodable_entry(dir, name).unwrap_or(plain)
+}
+
+/// Names on disk that are not UTF-8 (written there by something other than Wharf) are listed
+/// with U+FFFD in place of each byte that is not, so that a client sees them (and why a folder
+/// is not empty). Such a listed name leads back to its entry when exactly one entry of `dir`
+/// lists as `name`: it can then be fetched, deleted or renamed to a proper name. `None` when
+/// no entry or more than one does.
+fn undecodable_entry(dir: &Path, name: &str) -> Option<PathBuf> {
+    let mut found = None;
+    for entry in fs::read_dir(dir).ok()?.take(MAX_UNDECODABLE_SCAN) {
+        let Ok(entry) = entry else { continue };
+        let os = entry.file_name();
+        if os.to_str().is_none() && os.to_string_lossy() == name {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(dir.join(os));
+        }
+    }
+    found
+}
+
 fn name_usable(name: &str) -> bool {
     !name.contains(['\r', '\n']) && !meta::is_reserved(name)
 }
@@ -768,8 +817,17 @@ impl Storage for LocalFs {
         let mut out = Vec::new();
         for entry in dir {
             let Ok(entry) = entry else { continue };
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
+            // A name that is not UTF-8 is listed with U+FFFD (see `undecodable_entry`).
+            let name = match entry.file_name().into_string() {
+                Ok(name) => name,
+                Err(os) => {
+                    log::debug!(
+                        "{}: a name that is not UTF-8 is listed as {:?}",
+                        real.display(),
+                        os.to_string_lossy()
+                    );
+                    os.to_string_lossy().into_owned()
+                }
             };
             let Ok(ft) = entry.file_type() else { continue };
             if !name_usable(&name) {
@@ -1365,6 +1423,41 @@ mod tests {
             .collect();
         assert!(root_listing.contains(&"a.txt".to_string()));
         assert!(!root_listing.contains(&"outside".to_string()));
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_listed_and_reachable() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let (t, fs) = setup("lossy");
+        let root = t.0.join("root");
+        // Latin-1 names written by something other than Wharf.
+        fs::write(root.join(OsStr::from_bytes(b"caf\xe9.txt")), b"latin-1").unwrap();
+        fs::create_dir(root.join(OsStr::from_bytes(b"d\xefr"))).unwrap();
+        fs::write(root.join(OsStr::from_bytes(b"d\xefr/x")), b"x").unwrap();
+        let names: Vec<String> = fs
+            .read_dir(&vp("/"))
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        assert!(names.contains(&"caf\u{FFFD}.txt".to_string()), "{names:?}");
+        assert!(names.contains(&"d\u{FFFD}r".to_string()), "{names:?}");
+        // The listed name leads back to the entry: read, list inside, delete, remove.
+        let (mut f, size) = fs.open_read(&vp("/caf\u{FFFD}.txt"), 0).unwrap();
+        let mut text = String::new();
+        f.read_to_string(&mut text).unwrap();
+        assert_eq!((text.as_str(), size), ("latin-1", 7));
+        assert_eq!(fs.read_dir(&vp("/d\u{FFFD}r")).unwrap().len(), 1);
+        fs.delete(&vp("/d\u{FFFD}r/x")).unwrap();
+        fs.rmdir(&vp("/d\u{FFFD}r")).unwrap();
+        fs.rename(&vp("/caf\u{FFFD}.txt"), &vp("/cafe.txt"))
+            .unwrap();
+        assert_eq!(fs::read(root.join("cafe.txt")).unwrap(), b"latin-1");
+        // Two names that list alike are ambiguous: neither is reachable by it.
+        fs::write(root.join(OsStr::from_bytes(b"n\xe9")), b"1").unwrap();
+        fs::write(root.join(OsStr::from_bytes(b"n\xe8")), b"2").unwrap();
+        assert_eq!(fs.stat(&vp("/n\u{FFFD}")), Err(StorageError::NotFound));
     }
 
     #[test]
