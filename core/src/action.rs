@@ -212,10 +212,34 @@ pub enum DataProtection {
     Clear,
     /// PROT P: a TLS handshake in server mode on the data connection before any byte moves.
     Private {
-        /// The handshake must resume the control connection's TLS session; a data connection
-        /// that does not ends the transfer with [`TransferError::Tls`].
-        require_session_reuse: bool,
+        /// Which earlier TLS session the handshake must resume; a data connection that does
+        /// not ends the transfer with [`TransferError::Tls`].
+        reuse: SessionReuse,
     },
+}
+
+/// Which TLS session a protected data connection must resume (RFC 4217 §10.2: a data
+/// connection must be tied to its control connection; resuming a session proves that whoever
+/// connected holds that session's secrets, so nobody who merely reached the passive port first
+/// can take the data).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SessionReuse {
+    /// Any handshake will do: the data connection is not tied to anything.
+    NotRequired,
+    /// A session of this control connection, or of another control connection of the same
+    /// logged-in user from the same client address (clients such as rclone keep one session
+    /// cache for all their connections). The default.
+    #[default]
+    SameClient,
+    /// A session of this control connection only (vsftpd's `require_ssl_reuse`).
+    SameConnection,
+}
+
+impl SessionReuse {
+    /// Whether the data connection must resume a session at all.
+    pub fn required(self) -> bool {
+        self != SessionReuse::NotRequired
+    }
 }
 
 /// What a transfer moves.

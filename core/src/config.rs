@@ -3,6 +3,7 @@
 //! Shared by every session (`Arc<Config>`). The runtime fills it from its TOML file and flags;
 //! the defaults here are the documented defaults of the server.
 
+use crate::action::SessionReuse;
 use crate::policy::IpFilter;
 use core::net::IpAddr;
 use std::collections::HashMap;
@@ -83,9 +84,10 @@ pub struct Config {
     /// PORT/PASV). Refused anyway for a user who must use TLS on the control connection.
     /// Default false.
     pub allow_ccc: bool,
-    /// A protected data connection must resume the TLS session of its control connection;
-    /// otherwise whoever connects to the passive port first could take the data. Default true.
-    pub require_tls_session_reuse: bool,
+    /// Which TLS session a protected data connection must resume, otherwise whoever connects
+    /// to the passive port first could take the data. Default: a session of the same client
+    /// ([`SessionReuse::SameClient`]).
+    pub tls_session_reuse: SessionReuse,
     /// Most logged-in sessions overall (partner gateways' maxLogins); 0 = unlimited. Default 0.
     pub max_logins: u32,
     /// Most anonymous sessions; 0 = unlimited. Default 0.
@@ -144,7 +146,7 @@ impl Default for Config {
             tls_data: TlsPolicy::None,
             tls_overrides: HashMap::new(),
             allow_ccc: false,
-            require_tls_session_reuse: true,
+            tls_session_reuse: SessionReuse::SameClient,
             max_logins: 0,
             max_anonymous_logins: 0,
             max_logins_per_ip: 0,

@@ -90,8 +90,8 @@ pub mod testkit;
 
 pub use action::{
     Account, Action, ActionId, ActionKind, DataEndpoint, DataProtection, LoginError, Outcome,
-    OutcomeKind, Representation, Secret, StorageError, StoreMode, TlsInfo, TransferError,
-    TransferKind, TransferPlan,
+    OutcomeKind, Representation, Secret, SessionReuse, StorageError, StoreMode, TlsInfo,
+    TransferError, TransferKind, TransferPlan,
 };
 pub use config::{Config, TlsOverride, TlsPolicy};
 pub use listing::{FileInfo, FileKind};

@@ -656,10 +656,17 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
     if let Some(ctx) = &tls {
         log::info!(
             "FTPS on: AUTH TLS offered; TLS required on control connections: {:?}, on data \
-             connections: {:?}; data connections must resume the control session: {}",
+             connections: {:?}; data connections must resume a TLS session: {}",
             settings.tls_required_control,
             settings.tls_required_data,
-            settings.require_tls_session_reuse
+            match (
+                settings.require_tls_session_reuse,
+                settings.tls_session_reuse_scope
+            ) {
+                (false, _) => "no (require_tls_session_reuse = false)",
+                (true, wharf_core::SessionReuse::SameConnection) => "their control connection's",
+                (true, _) => "one of the same user from the same address",
+            }
         );
         log::debug!("TLS settings: {:?}", ctx.settings());
     }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wharf_core::addr::{canonical_ip, PassivePorts};
 use wharf_core::policy::{Cidr, IpFilter};
-use wharf_core::{Secret, TlsPolicy};
+use wharf_core::{Secret, SessionReuse, TlsPolicy};
 
 use crate::event_command::CommandLine;
 use crate::events::EVENT_NAMES;
@@ -213,6 +213,11 @@ pub struct Settings {
     /// of its control connection. Default true; turning it off lets whoever reaches the
     /// passive port first take the data.
     pub require_tls_session_reuse: bool,
+    /// `tls_session_reuse_scope`: whose session a protected data connection may resume:
+    /// `"client"` (default) — one of any control connection of the same logged-in user from
+    /// the same client address (rclone and other Go clients share one session cache between
+    /// their connections); `"connection"` — only its own control connection's.
+    pub tls_session_reuse_scope: SessionReuse,
     /// `events_file`: file the events (connect, login, upload_complete, ...) are appended to,
     /// one JSON object per line (see docs/events.md). Its folder must exist. Default none
     /// (no events file).
@@ -311,7 +316,8 @@ impl Default for Settings {
             tls_required_data: core.tls_data,
             implicit_listen: Vec::new(),
             allow_ccc: core.allow_ccc,
-            require_tls_session_reuse: core.require_tls_session_reuse,
+            require_tls_session_reuse: core.tls_session_reuse.required(),
+            tls_session_reuse_scope: SessionReuse::SameClient,
             events_file: None,
             event_command: None,
             event_command_timeout: Duration::from_secs(10),
@@ -371,6 +377,7 @@ pub const KEYS: &[&str] = &[
     "implicit_listen",
     "allow_ccc",
     "require_tls_session_reuse",
+    "tls_session_reuse_scope",
     "events_file",
     "event_command",
     "event_command_timeout_secs",
@@ -795,6 +802,24 @@ impl Settings {
                     s.require_tls_session_reuse =
                         r.bool(k, v).unwrap_or(s.require_tls_session_reuse)
                 }
+                "tls_session_reuse_scope" => {
+                    if let Some(text) = r.string(k, v) {
+                        match text.as_str() {
+                            "client" => s.tls_session_reuse_scope = SessionReuse::SameClient,
+                            "connection" => {
+                                s.tls_session_reuse_scope = SessionReuse::SameConnection
+                            }
+                            other => r.err(
+                                k,
+                                format!(
+                                    "'{other}': expected \"client\" (a session of the same user \
+                                     from the same address) or \"connection\" (only the control \
+                                     connection's own)"
+                                ),
+                            ),
+                        }
+                    }
+                }
                 "root" => s.root = r.path(k, v).unwrap_or(s.root),
                 "users_file" => {
                     if let Some(p) = r.path(k, v) {
@@ -1070,7 +1095,11 @@ impl Settings {
         c.tls_control = self.tls_required_control;
         c.tls_data = self.tls_required_data;
         c.allow_ccc = self.allow_ccc;
-        c.require_tls_session_reuse = self.require_tls_session_reuse;
+        c.tls_session_reuse = if self.require_tls_session_reuse {
+            self.tls_session_reuse_scope
+        } else {
+            SessionReuse::NotRequired
+        };
         c.max_logins = self.max_logins;
         c.max_anonymous_logins = self.max_anonymous_logins;
         c.max_logins_per_ip = self.max_logins_per_ip;
@@ -1147,6 +1176,7 @@ mod tests {
             implicit_listen = ["127.0.0.1:990"]
             allow_ccc = true
             require_tls_session_reuse = false
+            tls_session_reuse_scope = "connection"
         "#;
         let s = Settings::parse(text, "wharf.toml", Path::new("/etc/wharf")).unwrap();
         assert_eq!(s.listen.len(), 2);
@@ -1185,7 +1215,26 @@ mod tests {
         let c = s.core_config();
         assert_eq!(c.tls_control, TlsPolicy::Accounts);
         assert_eq!(c.tls_data, TlsPolicy::All);
-        assert!(c.allow_ccc && !c.require_tls_session_reuse);
+        assert!(c.allow_ccc && c.tls_session_reuse == SessionReuse::NotRequired);
+        assert_eq!(s.tls_session_reuse_scope, SessionReuse::SameConnection);
+        let strict = Settings::parse(
+            "tls_session_reuse_scope = \"connection\"",
+            "wharf.toml",
+            Path::new(""),
+        )
+        .unwrap();
+        assert_eq!(
+            strict.core_config().tls_session_reuse,
+            SessionReuse::SameConnection
+        );
+        assert_eq!(
+            errors("tls_session_reuse_scope = \"anyone\""),
+            vec![
+                "wharf.toml: key 'tls_session_reuse_scope': 'anyone': expected \"client\" (a \
+                 session of the same user from the same address) or \"connection\" (only the \
+                 control connection's own)"
+            ]
+        );
         let t = s.tls_settings(Path::new("c"), Path::new("k"));
         assert_eq!(t.min_version, MinTlsVersion::Tls13);
         assert_eq!(t.key_password_file, s.tls_key_password_file);
@@ -1201,7 +1250,7 @@ mod tests {
             (c.tls_control, c.tls_data),
             (TlsPolicy::None, TlsPolicy::None)
         );
-        assert!(!c.allow_ccc && c.require_tls_session_reuse);
+        assert!(!c.allow_ccc && c.tls_session_reuse == SessionReuse::SameClient);
 
         let e = errors(
             "tls_cert = \"c.pem\"\ntls_key_password = \"a\"\ntls_key_password_file = \"p\"\n\

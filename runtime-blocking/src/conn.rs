@@ -35,10 +35,11 @@ use crate::data::PassiveListener;
 use crate::server::Shared;
 use crate::storage::{unix_now, LocalFs, Storage};
 use crate::stream::{self, ControlStream, TlsStream};
-use crate::tls::TlsContext;
+use crate::tls::{ControlTls, TlsContext};
 use crate::users::Login;
 
-/// How long writing one reply may take before the client is given up.
+/// How long writing one reply may take before the client is given up (before login, the
+/// login deadline bounds it too: see [`Connection::send_reply`]).
 pub const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long, after closing, unread input from the client is drained (so that the last reply
 /// is not destroyed by a TCP reset).
@@ -93,9 +94,11 @@ pub struct Connection<'a> {
     /// `upload_failed`.
     upload_unplaced: Option<String>,
     pub(crate) passive: Option<PassiveListener>,
-    /// The TLS configuration of this control connection (set by its handshake): protected
-    /// data connections use it, so that they can resume this connection's session only.
-    pub(crate) tls_config: Option<Arc<ServerConfig>>,
+    /// The TLS of this control connection (set by its handshake): protected data connections
+    /// start from it, so that they can resume this client's sessions only.
+    pub(crate) tls: Option<ControlTls>,
+    /// The write timeout set on the control socket (so that it is set only when it changes).
+    write_timeout: Duration,
     /// Actions the core asked for during a transfer that are not about the transfer; run
     /// after it.
     pub(crate) deferred: VecDeque<Action>,
@@ -160,10 +163,11 @@ impl<'a> Connection<'a> {
             "session {id} start peer={peer}{}",
             if implicit { " (implicit TLS)" } else { "" }
         );
-        let (ctrl, session, tls_config) = if implicit {
-            implicit_start(shared, tcp, id, peer, local)?
+        let accepted = Instant::now();
+        let (ctrl, session, tls) = if implicit {
+            implicit_start(shared, tcp, id, peer, local, accepted)?
         } else {
-            let session = Session::new(shared.core(), peer, local, Instant::now());
+            let session = Session::new(shared.core(), peer, local, accepted);
             (ControlStream::Plain(tcp), session, None)
         };
         let _ = ctrl.tcp().set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
@@ -180,7 +184,8 @@ impl<'a> Connection<'a> {
             upload_unplaced: None,
             user: None,
             passive: None,
-            tls_config,
+            tls,
+            write_timeout: CONTROL_WRITE_TIMEOUT,
             deferred: VecDeque::new(),
             closing: false,
             bytes_up: 0,
@@ -255,7 +260,7 @@ impl<'a> Connection<'a> {
                             r = failed;
                         }
                     }
-                    let sent = self.ctrl.send(r.as_bytes());
+                    let sent = self.send_reply(r.as_bytes());
                     if settled {
                         // What the upload replaced goes now that the client has its answer.
                         if let Some(storage) = &self.storage {
@@ -274,6 +279,32 @@ impl<'a> Connection<'a> {
                 }
             }
         }
+    }
+
+    /// Writes a reply. A client that does not read its replies holds the write at most
+    /// [`CONTROL_WRITE_TIMEOUT`], and before login no later than the login deadline: a
+    /// connection that never logs in cannot outlive it by not reading.
+    fn send_reply(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let timeout = match self.session.login_deadline() {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the login deadline has passed",
+                    ));
+                }
+                left.min(CONTROL_WRITE_TIMEOUT)
+            }
+            None => CONTROL_WRITE_TIMEOUT,
+        };
+        // Before login the bound shrinks with every reply; a few milliseconds' difference
+        // is not worth a system call.
+        if self.write_timeout.abs_diff(timeout) > Duration::from_millis(50) {
+            self.ctrl.tcp().set_write_timeout(Some(timeout))?;
+            self.write_timeout = timeout;
+        }
+        self.ctrl.send(bytes)
     }
 
     /// Settles the upload that just ended: puts its file in place when `ok`, else removes
@@ -308,7 +339,7 @@ impl<'a> Connection<'a> {
         while let Some(out) = self.session.poll_output() {
             match out {
                 Output::Reply(r) => {
-                    if let Err(e) = self.ctrl.send(r.as_bytes()) {
+                    if let Err(e) = self.send_reply(r.as_bytes()) {
                         info!("session {}: cannot write a reply: {e}", self.id);
                         self.closing = true;
                         interrupt = Some(Interrupt::Close);
@@ -470,6 +501,9 @@ impl<'a> Connection<'a> {
                 // The login is over (logout, REIN, another USER, or refused by a limit or an
                 // IP rule after the password was checked): give its count back.
                 self.login_slot = None;
+                if let Some(control) = &self.tls {
+                    control.logged_out();
+                }
                 self.storage = None;
             }
             ActionKind::Notify(mut event) => {
@@ -583,6 +617,9 @@ impl<'a> Connection<'a> {
                             .count_login(&account.name, self.peer.ip(), account.anonymous);
                     account.sessions = counts;
                     self.login_slot = Some(slot);
+                    if let Some(control) = &self.tls {
+                        control.logged_in(&account.name);
+                    }
                     self.tracker.authenticated(&account);
                     self.storage = Some(Box::new(fs));
                     self.user = Some(account.name.clone());
@@ -648,13 +685,23 @@ impl<'a> Connection<'a> {
                 return fail(self, "TLS is already in use".into());
             }
         };
-        let config = tls.control_config();
-        match accept_tls(&tls, Arc::clone(&config), tcp) {
+        let control = tls.control(self.peer.ip());
+        // Bounded as a whole, and before login by the login deadline too.
+        let mut deadline = Instant::now() + TLS_HANDSHAKE_TIMEOUT;
+        if let Some(login) = self.session.login_deadline() {
+            deadline = deadline.min(login);
+        }
+        match accept_tls(&tls, control.config(), tcp, deadline) {
             Ok((stream, info)) => {
                 log_handshake(self.id, self.peer, "AUTH", &stream.conn, &info);
                 let _ = stream.sock.set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
+                self.write_timeout = CONTROL_WRITE_TIMEOUT;
                 self.ctrl = ControlStream::Tls(stream);
-                self.tls_config = Some(config);
+                if let Some(user) = self.user.as_deref().filter(|_| self.login_slot.is_some()) {
+                    // AUTH after login.
+                    control.logged_in(user);
+                }
+                self.tls = Some(control);
                 self.outcome(id, OutcomeKind::TlsEstablished(Ok(info)));
             }
             Err(e) => fail(self, e),
@@ -684,6 +731,7 @@ impl<'a> Connection<'a> {
         };
         let (tcp, r) = stream::stop_tls(*tls, stream::CLOSE_NOTIFY_WAIT);
         let _ = tcp.set_write_timeout(Some(CONTROL_WRITE_TIMEOUT));
+        self.write_timeout = CONTROL_WRITE_TIMEOUT;
         self.ctrl = ControlStream::Plain(tcp);
         match r {
             Ok(stream::StopTls::Clean) => {
@@ -765,18 +813,20 @@ fn implicit_start(
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Option<(ControlStream, Session, Option<Arc<ServerConfig>>)> {
+    accepted: Instant,
+) -> Option<(ControlStream, Session, Option<ControlTls>)> {
     let Some(tls) = &shared.tls else {
         warn!("session {id}: implicit-TLS connection from {peer} but TLS is off; dropped");
         return None;
     };
-    let config = tls.control_config();
-    match accept_tls(tls, Arc::clone(&config), tcp) {
+    let control = tls.control(peer.ip());
+    let deadline = accepted + TLS_HANDSHAKE_TIMEOUT;
+    match accept_tls(tls, control.config(), tcp, deadline) {
         Ok((stream, info)) => {
             log_handshake(id, peer, "implicit", &stream.conn, &info);
-            let session =
-                Session::new_implicit_tls(shared.core(), peer, local, Instant::now(), info);
-            Some((ControlStream::Tls(stream), session, Some(config)))
+            // The login deadline counts from the connection's start, handshake included.
+            let session = Session::new_implicit_tls(shared.core(), peer, local, accepted, info);
+            Some((ControlStream::Tls(stream), session, Some(control)))
         }
         Err(e) => {
             // Plain text on the implicit port, a scanner, an old TLS version...: nothing to
@@ -787,14 +837,15 @@ fn implicit_start(
     }
 }
 
-/// Runs the server side of the handshake on a new control connection with `config` (bounded
-/// by [`TLS_HANDSHAKE_TIMEOUT`]); returns the protected stream (boxed at once: it is large)
-/// and what the session learns.
+/// Runs the server side of the handshake on a new control connection with `config`, finished
+/// by `deadline` however the client sends its bytes; returns the protected stream (boxed at
+/// once: it is large) and what the session learns.
 #[inline(never)]
 fn accept_tls(
     tls: &TlsContext,
     config: Arc<ServerConfig>,
     tcp: TcpStream,
+    deadline: Instant,
 ) -> Result<(Box<TlsStream>, TlsInfo), String> {
     let conn = ServerConnection::new(config).map_err(|e| e.to_string())?;
     let mut stream = Box::new(StreamOwned::new(conn, tcp));
@@ -802,7 +853,7 @@ fn accept_tls(
     stream::handshake(
         &mut s.conn,
         &mut s.sock,
-        TLS_HANDSHAKE_TIMEOUT,
+        deadline,
         TLS_HANDSHAKE_TIMEOUT,
         || false,
     )

@@ -344,44 +344,73 @@ impl std::fmt::Display for HandshakeError {
 }
 
 /// Runs the server side of a TLS handshake on `tcp` until it completes (and the messages that
-/// follow it, such as TLS 1.3 session tickets, are written), `timeout` passes, or `wait`
-/// returns true. The socket's read and write timeouts are set to at most `slice`; each time a
-/// socket call times out, `wait` is called (to look at the control connection). The caller
-/// sets the timeouts it wants afterwards.
+/// follow it, such as TLS 1.3 session tickets, are written), `deadline` passes, or `wait`
+/// returns true. The deadline is a total: every socket call waits at most until it (and at
+/// most `slice`), and each read hands rustls what has arrived, so a peer that trickles its
+/// ClientHello a byte at a time cannot stretch the handshake. Each time a socket call times
+/// out, `wait` is called (to look at the control connection). The caller sets the timeouts it
+/// wants afterwards.
 pub fn handshake(
     conn: &mut ServerConnection,
     tcp: &mut TcpStream,
-    timeout: Duration,
+    deadline: Instant,
     slice: Duration,
     mut wait: impl FnMut() -> bool,
 ) -> Result<(), HandshakeError> {
-    let deadline = Instant::now() + timeout;
-    // Bounded: each round either makes progress or waits up to `slice`, and the deadline
-    // ends it; the count is a second guard.
+    let given = deadline.saturating_duration_since(Instant::now());
+    let timed_out = || HandshakeError::TimedOut(given);
+    let is_timeout = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        )
+    };
+    // Bounded: each round moves bytes or waits up to `slice`, and the deadline ends it; the
+    // count is a second guard.
     for _ in 0..1_000_000 {
         if !conn.is_handshaking() && !conn.wants_write() {
             return Ok(());
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(HandshakeError::TimedOut(timeout));
+            return Err(timed_out());
         }
         let step = left.min(slice).max(Duration::from_millis(1));
-        tcp.set_read_timeout(Some(step))
-            .and_then(|()| tcp.set_write_timeout(Some(step)))
-            .map_err(HandshakeError::Failed)?;
-        match conn.complete_io(tcp) {
-            Ok((0, 0)) if conn.is_handshaking() => {
-                // No progress and no error: the peer is gone.
-                return Err(HandshakeError::Closed);
+        if conn.wants_write() {
+            tcp.set_write_timeout(Some(step))
+                .map_err(HandshakeError::Failed)?;
+            match conn.write_tls(tcp) {
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {
+                    if wait() {
+                        return Err(HandshakeError::Stopped);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(HandshakeError::Failed(e)),
             }
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            continue;
+        }
+        if !conn.wants_read() {
+            // Neither: nothing more can happen (not expected while handshaking).
+            return Err(HandshakeError::Closed);
+        }
+        tcp.set_read_timeout(Some(step))
+            .map_err(HandshakeError::Failed)?;
+        match conn.read_tls(tcp) {
+            Ok(0) => return Err(HandshakeError::Closed),
+            Ok(_) => {
+                if let Err(e) = conn.process_new_packets() {
+                    // Tell the peer why (rustls queued an alert), as rustls' own driver does.
+                    let _ = tcp.set_write_timeout(Some(step));
+                    let _ = conn.write_tls(tcp);
+                    return Err(HandshakeError::Failed(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        e,
+                    )));
+                }
+            }
+            Err(e) if is_timeout(&e) => {
                 if wait() {
                     return Err(HandshakeError::Stopped);
                 }
@@ -393,7 +422,7 @@ pub fn handshake(
             Err(e) => return Err(HandshakeError::Failed(e)),
         }
     }
-    Err(HandshakeError::TimedOut(timeout))
+    Err(timed_out())
 }
 
 /// How long [`stop_tls`] waits for the client's close_notify.

@@ -69,7 +69,7 @@ use crate::conn::{Connection, Interrupt};
 use crate::data::connect_active;
 use crate::storage::map_io_error;
 use crate::stream::{self, DataStream};
-use crate::tls;
+use crate::tls::{self, Verdict};
 
 pub mod direct;
 pub mod sys;
@@ -83,10 +83,10 @@ pub const UPLOAD_BUFFER: usize = 256 * 1024;
 pub const DATA_SLICE: Duration = Duration::from_millis(50);
 /// How often the control connection is looked at while data flows.
 pub const CONTROL_CHECK_INTERVAL: Duration = Duration::from_millis(5);
-/// The reason a protected data connection that did not resume the control connection's TLS
-/// session is refused with (reply 522).
+/// The reason a protected data connection that did not resume a TLS session of its client is
+/// refused with (reply 522).
 pub const NOT_RESUMED: &str =
-    "the data connection did not resume the control connection's TLS session (required; see README)";
+    "the data connection did not resume the TLS session of its control connection (required; see docs/ftps.md)";
 /// The reason a protected upload that ended without the client's close_notify fails with
 /// (reply 426).
 pub const NO_CLOSE_NOTIFY: &str =
@@ -262,7 +262,7 @@ impl Connection<'_> {
                     .map_err(TransferError::Storage)?;
                 let stream = self.open_data(flow, data, true)?;
                 self.started(flow, None)?;
-                let mut stream = self.protect(flow, stream, protection)?;
+                let mut stream = self.protect(flow, stream, protection, true)?;
                 self.send(
                     flow,
                     &mut stream,
@@ -277,7 +277,7 @@ impl Connection<'_> {
             TransferKind::Listing { bytes } => {
                 let stream = self.open_data(flow, data, true)?;
                 self.started(flow, None)?;
-                let mut stream = self.protect(flow, stream, protection)?;
+                let mut stream = self.protect(flow, stream, protection, true)?;
                 self.send(
                     flow,
                     &mut stream,
@@ -310,7 +310,7 @@ impl Connection<'_> {
                     .map_err(TransferError::Storage)?;
                 let unique = (mode == StoreMode::Unique).then_some(stored_as);
                 self.started(flow, unique)?;
-                let mut stream = self.protect(flow, stream, protection)?;
+                let mut stream = self.protect(flow, stream, protection, false)?;
                 if open_mode != mode {
                     file.set_len(0)
                         .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
@@ -398,39 +398,41 @@ impl Connection<'_> {
         Ok(DataStream::Plain(tcp))
     }
 
-    /// PROT P: the TLS handshake on a new data connection, with the control connection's
-    /// configuration, watching the control connection meanwhile; checks the session was
-    /// resumed when that is required. `Clear` returns the stream as it is.
+    /// PROT P: the TLS handshake on a new data connection, from the control connection's
+    /// TLS (resuming only the sessions `reuse` allows, see [`crate::tls`]), watching the
+    /// control connection meanwhile; checks a session was resumed when that is required.
+    /// `server_sends`: a download or a listing (the client reads what comes; an upload's data
+    /// connection sends it nothing unasked). `Clear` returns the stream as it is.
     fn protect(
         &mut self,
         flow: &mut Flow,
         stream: DataStream,
         protection: DataProtection,
+        server_sends: bool,
     ) -> Result<DataStream, TransferError> {
-        let DataProtection::Private {
-            require_session_reuse,
-        } = protection
-        else {
+        let DataProtection::Private { reuse } = protection else {
             return Ok(stream);
         };
         let DataStream::Plain(mut tcp) = stream else {
             return Ok(stream);
         };
-        let Some(config) = self.tls_config.clone() else {
+        let (Some(ctx), Some(control)) = (&self.shared.tls, &self.tls) else {
             return Err(TransferError::Tls(
                 "the control connection has no TLS session".into(),
             ));
         };
+        let data_tls = ctx.data(control, reuse, self.user.as_deref(), server_sends);
+        let config = data_tls.config();
         // TLS writes small messages (handshake, tickets, close_notify) between large ones:
         // no Nagle delay for them.
         let _ = tcp.set_nodelay(true);
         let mut conn =
             ServerConnection::new(config).map_err(|e| TransferError::Tls(e.to_string()))?;
         conn.set_buffer_limit(Some(UPLOAD_BUFFER));
-        let timeout = self.shared.settings.data_connect_timeout;
+        let deadline = Instant::now() + self.shared.settings.data_connect_timeout;
         let id = flow.id;
         let mut stop = None;
-        let r = stream::handshake(&mut conn, &mut tcp, timeout, DATA_SLICE, || {
+        let r = stream::handshake(&mut conn, &mut tcp, deadline, DATA_SLICE, || {
             stop = self.check_control(id, 0);
             stop.is_some()
         });
@@ -447,10 +449,29 @@ impl Connection<'_> {
         tcp.set_write_timeout(Some(DATA_SLICE))
             .and_then(|()| tcp.set_read_timeout(Some(DATA_SLICE)))
             .map_err(|e| TransferError::DataConnection(e.to_string()))?;
-        if require_session_reuse && !tls::data_handshake_resumed(&conn) {
+        let refusal = if !reuse.required() {
+            None
+        } else if !tls::data_handshake_resumed(&conn) {
+            Some("it did not resume a TLS session of its client")
+        } else {
+            match self.session_vouches(flow, &data_tls)? {
+                Verdict::Own => None,
+                Verdict::Sibling => {
+                    info!(
+                        "session {} data connection resumed the TLS session of another control \
+                         connection of {} from {} (tls_session_reuse_scope = \"client\")",
+                        self.id,
+                        self.user.as_deref().unwrap_or("-"),
+                        self.peer.ip()
+                    );
+                    None
+                }
+                _ => Some("it resumed a TLS session of another user's control connection"),
+            }
+        };
+        if let Some(why) = refusal {
             warn!(
-                "session {} data connection from {} refused: it did not resume the control \
-                 connection's TLS session",
+                "session {} data connection from {} refused: {why}",
                 self.id,
                 tcp.peer_addr().map_or("?".into(), |a| a.to_string())
             );
@@ -462,6 +483,31 @@ impl Connection<'_> {
         }
         flow.last_progress = Instant::now();
         Ok(DataStream::tls(StreamOwned::new(conn, tcp)))
+    }
+
+    /// After a resumed data handshake: whether the session's control connection vouches for
+    /// this user (see [`crate::tls::Verdict`]). One still logging in is waited for — it is
+    /// usually a few milliseconds from its `PASS` — watching the control connection, at most
+    /// the data connection timeout.
+    fn session_vouches(
+        &mut self,
+        flow: &mut Flow,
+        data_tls: &tls::DataTls,
+    ) -> Result<Verdict, TransferError> {
+        let until = Instant::now() + self.shared.settings.data_connect_timeout;
+        // Bounded by the deadline (each round sleeps); the count is a second guard.
+        for _ in 0..100_000 {
+            match data_tls.verdict(self.user.as_deref()) {
+                Verdict::Wait if Instant::now() < until => {}
+                Verdict::Wait => return Ok(Verdict::Refuse),
+                done => return Ok(done),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            if let Some(i) = self.check_control(flow.id, 0) {
+                return Err(interrupted(i));
+            }
+        }
+        Ok(Verdict::Refuse)
     }
 
     /// The end of the data the server sends: for TLS, close_notify written out (watching the

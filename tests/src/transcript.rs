@@ -96,7 +96,9 @@ use wharf_core::action::{Event, LoginCounts};
 use wharf_core::policy::IpFilter;
 use wharf_core::testkit::{seeded_bytes, DataFailure, Harness, HarnessBuilder, MemFs};
 use wharf_core::time::Civil;
-use wharf_core::{Account, Config, DataEndpoint, TlsOverride, TlsPolicy, UnixTime, VirtualPath};
+use wharf_core::{
+    Account, Config, DataEndpoint, SessionReuse, TlsOverride, TlsPolicy, UnixTime, VirtualPath,
+};
 
 /// Runs every `*.ftp` file of `dir`, in name order. Returns the names run, or every failure
 /// (one message per failing file). A directory without transcripts is an error.
@@ -1008,7 +1010,20 @@ fn set_config(c: &mut Config, key: &str, value: &str) -> Res {
         "tls_control" => c.tls_control = parse_policy(value)?,
         "tls_data" => c.tls_data = parse_policy(value)?,
         "allow_ccc" => c.allow_ccc = parse_bool(value)?,
-        "require_tls_session_reuse" => c.require_tls_session_reuse = parse_bool(value)?,
+        "require_tls_session_reuse" => {
+            c.tls_session_reuse = if parse_bool(value)? {
+                SessionReuse::SameClient
+            } else {
+                SessionReuse::NotRequired
+            }
+        }
+        "tls_session_reuse_scope" => {
+            c.tls_session_reuse = match value {
+                "client" => SessionReuse::SameClient,
+                "connection" => SessionReuse::SameConnection,
+                other => return Err(format!("unknown tls_session_reuse_scope `{other}`")),
+            }
+        }
         other => return Err(format!("unknown config key `{other}`")),
     }
     Ok(())

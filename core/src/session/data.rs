@@ -297,7 +297,7 @@ impl Session {
         };
         let protection = if self.prot_private {
             DataProtection::Private {
-                require_session_reuse: self.config.require_tls_session_reuse,
+                reuse: self.config.tls_session_reuse,
             }
         } else {
             DataProtection::Clear

@@ -8,25 +8,34 @@
 //! let ctx = TlsContext::load(&settings)?;            // or TlsContext::self_signed_in(dir)?
 //! let _watcher = ctx.watch(WatchOptions::default())?; // reload on file change / SIGHUP
 //! // per control connection (AUTH TLS, or accept on the implicit port):
-//! let config = ctx.control_config();
-//! let control = rustls::ServerConnection::new(Arc::clone(&config))?;
-//! //   ... handshake; identity = ctx.client_identity(&control) ...
+//! let control = ctx.control(client_ip);
+//! let conn = rustls::ServerConnection::new(control.config())?;
+//! //   ... handshake; identity = ctx.client_identity(&conn) ...
+//! control.logged_in(&user);                          // and control.logged_out() when it ends
 //! // per data connection of that control connection (PROT P):
-//! let data = rustls::ServerConnection::new(Arc::clone(&config))?;
-//! //   ... handshake; if require_session_reuse && !data_handshake_resumed(&data) { refuse }
+//! let data = ctx.data(&control, reuse, Some(&user), server_sends);
+//! let conn = rustls::ServerConnection::new(data.config())?;
+//! //   ... handshake; if reuse.required() && !data_handshake_resumed(&conn) { refuse }
+//! //   ... then data.verdict(Some(&user)): Own/Sibling go on, Wait asks again, Refuse refuses
 //! ```
 //!
 //! # Decisions
 //! - **Versions**: TLS 1.3 and 1.2, or 1.3 only ([`MinTlsVersion`]); never 1.0/1.1 (RFC 8996).
 //!   Cipher suites are rustls' defaults with the *ring* provider.
-//! - **Data connections must resume the control session** (vsftpd's `require_ssl_reuse`):
-//!   every control connection gets its own `ServerConfig` whose session store is private to
-//!   it and its data connections (`tls/cache.rs` explains why "resumed" then means "resumed
-//!   this control connection's session"). No stateless ticket key exists, so a session from
-//!   another control connection, or from an earlier run, cannot resume. Works for TLS 1.2 (session
-//!   ids) and TLS 1.3 (stateful tickets, one sent per handshake, reusable within the
-//!   connection). SNI must be the same on the data connection as on the control one (rustls
+//! - **Data connections must resume a session of their client** (vsftpd's
+//!   `require_ssl_reuse`, widened to the client's other control connections): every control
+//!   connection gets its own session store and ticket key, and a data connection's handshake
+//!   can find only its own control connection's sessions and, under the default
+//!   [`wharf_core::SessionReuse::SameClient`], those of the other control connections of the
+//!   same logged-in user from the same address (`tls/resume.rs` explains why "resumed" then
+//!   means "resumed a session of this client"). TLS 1.2 resumes by session id or by ticket (Go
+//!   clients such as rclone resume only by ticket), TLS 1.3 by ticket (stateless, reusable by
+//!   every data connection). A session from another client, or from an earlier run, cannot
+//!   resume. SNI must be the same on the data connection as on the control one (rustls
 //!   checks it); clients that connect by the same host name do that.
+//! - **An upload's data connection sends nothing the client does not read**: no TLS 1.3
+//!   session ticket (a client that only uploads never reads it, and its close would then reset
+//!   the connection and destroy the end of the upload). Downloads and listings get one.
 //! - **Reload**: the certificate and key live in a resolver shared by every config, behind a
 //!   lock; [`TlsContext::reload`] swaps them (and rebuilds the client verifier from the CA
 //!   bundle) only when everything loaded and matched. Handshakes already done keep their
@@ -42,6 +51,7 @@ mod cache;
 mod error;
 mod identity;
 mod material;
+mod resume;
 mod self_signed;
 mod watch;
 
@@ -49,18 +59,22 @@ mod watch;
 mod tests;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ProducesTickets, ResolvesServerCert, StoresServerSessions, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ServerConfig, ServerConnection, SupportedProtocolVersion};
 
 pub use error::{TlsError, TlsErrorKind};
 pub use identity::{identity_from_certificate, ClientIdentitySource, MAX_IDENTITY};
+pub use resume::{ControlSessions, Registration, Verdict, ENDED_GRACE};
 pub use self_signed::{ensure_self_signed, SelfSigned, CERT_FILE, KEY_FILE, SUBJECT_ALT_NAMES};
 pub use watch::{CertWatcher, WatchOptions};
 
@@ -207,9 +221,10 @@ pub fn fingerprint_sha256(der: &[u8]) -> String {
     out
 }
 
-/// True when a finished data-channel handshake resumed a session from its config's store —
-/// for a config from [`TlsContext::control_config`], the session of that control connection.
-/// False while the handshake is still running, and for any full handshake.
+/// True when a finished data-channel handshake resumed a session — for a config from
+/// [`TlsContext::data`], a session of that control connection or, as its
+/// [`wharf_core::SessionReuse`] allows, of another of the same client. False while the
+/// handshake is still running, and for any full handshake.
 pub fn data_handshake_resumed(conn: &ServerConnection) -> bool {
     !conn.is_handshaking() && conn.handshake_kind() == Some(HandshakeKind::Resumed)
 }
@@ -238,8 +253,57 @@ struct Inner {
     settings: TlsSettings,
     provider: Arc<CryptoProvider>,
     cert: Arc<CurrentCert>,
-    /// Template for [`TlsContext::control_config`]; rebuilt by reload (client CA bundle).
+    /// Template for [`TlsContext::control`]; rebuilt by reload (client CA bundle).
     base: RwLock<Arc<ServerConfig>>,
+    /// The protected control connections of each client address (see `resume`).
+    clients: Arc<resume::Clients>,
+}
+
+/// The TLS of one control connection: the configuration its handshake used (and its data
+/// connections start from), what its sessions can be resumed from, and its entry among its
+/// client's control connections (whose data connections may resume each other's sessions).
+#[derive(Debug)]
+pub struct ControlTls {
+    config: Arc<ServerConfig>,
+    sessions: Arc<ControlSessions>,
+    registration: Registration,
+}
+
+impl ControlTls {
+    /// The configuration for the control connection's handshake.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.config)
+    }
+
+    /// The control connection logged in as `user`.
+    pub fn logged_in(&self, user: &str) {
+        self.registration.logged_in(user);
+    }
+
+    /// The control connection's login ended (logout, REIN, USER for someone else).
+    pub fn logged_out(&self) {
+        self.registration.logged_out();
+    }
+}
+
+/// The TLS configuration of one data connection (see [`TlsContext::data`]).
+#[derive(Debug)]
+pub struct DataTls {
+    config: Arc<ServerConfig>,
+    sessions: Arc<resume::DataSessions>,
+}
+
+impl DataTls {
+    /// The configuration for the data connection's handshake.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.config)
+    }
+
+    /// After a resumed handshake: whether the session vouches for `user`'s data (see
+    /// [`Verdict`]).
+    pub fn verdict(&self, user: Option<&str>) -> Verdict {
+        self.sessions.verdict(user)
+    }
 }
 
 impl fmt::Debug for TlsContext {
@@ -268,6 +332,7 @@ impl TlsContext {
                 provider,
                 cert,
                 base: RwLock::new(Arc::new(base)),
+                clients: Arc::new(resume::Clients::default()),
             }),
         })
     }
@@ -282,14 +347,49 @@ impl TlsContext {
         Ok((ctx, made))
     }
 
-    /// The config for one new control connection, plain (after `AUTH TLS`) or implicit.
-    /// Use the same `Arc` for every data connection of that control connection, and only for
-    /// those: its session store is what [`data_handshake_resumed`] relies on.
-    pub fn control_config(&self) -> Arc<ServerConfig> {
+    /// The TLS of one new control connection from `ip`, plain (after `AUTH TLS`) or implicit:
+    /// a session store and ticket key of its own (what [`data_handshake_resumed`] relies on),
+    /// registered among the client's control connections until it is dropped.
+    pub fn control(&self, ip: IpAddr) -> ControlTls {
         let base = Arc::clone(&self.inner.base.read());
         let mut config = ServerConfig::clone(&base);
-        config.session_storage = Arc::new(cache::ControlSessionCache::new());
-        Arc::new(config)
+        let sessions = Arc::new(ControlSessions::new());
+        config.session_storage = Arc::clone(&sessions) as Arc<dyn StoresServerSessions>;
+        config.ticketer = Arc::clone(&sessions) as Arc<dyn ProducesTickets>;
+        let registration = self.inner.clients.register(&sessions, ip);
+        ControlTls {
+            config: Arc::new(config),
+            sessions,
+            registration,
+        }
+    }
+
+    /// The TLS configuration of one data connection of `control`'s connection, logged in as
+    /// `user`: it resumes the sessions `reuse` allows (check [`DataTls::verdict`] after the
+    /// handshake). It sends a TLS 1.3 session ticket only when the server sends the data
+    /// (`server_sends`: a download or a listing, which the client reads), never on an upload
+    /// (see `resume`); clients that use a ticket once (rustls') get a new one with each
+    /// download.
+    pub fn data(
+        &self,
+        control: &ControlTls,
+        reuse: wharf_core::SessionReuse,
+        user: Option<&str>,
+        server_sends: bool,
+    ) -> DataTls {
+        let siblings = resume::siblings_of(reuse, &control.registration, user);
+        let sessions = Arc::new(resume::DataSessions::new(
+            Arc::clone(&control.sessions),
+            siblings,
+        ));
+        let mut config = ServerConfig::clone(&control.config);
+        config.session_storage = Arc::clone(&sessions) as Arc<dyn StoresServerSessions>;
+        config.ticketer = Arc::clone(&sessions) as Arc<dyn ProducesTickets>;
+        config.send_tls13_tickets = usize::from(server_sends);
+        DataTls {
+            config: Arc::new(config),
+            sessions,
+        }
     }
 
     /// Reload the certificate, key, password and CA bundle from the files in the settings.
@@ -382,8 +482,8 @@ fn build_base(
         }
     };
     let mut config = builder.with_cert_resolver(Arc::clone(cert) as Arc<dyn ResolvesServerCert>);
-    // One ticket per handshake is enough: clients use one per connection, and each resumed
-    // data connection brings a fresh one. See `cache`.
+    // One ticket per control handshake is enough: TLS 1.3 tickets are stateless and every data
+    // connection may resume with the same one (data connections send none; see `resume`).
     config.send_tls13_tickets = 1;
     // The template must never be used for a connection: its store is replaced per control
     // connection. Make misuse fail closed (no resumption) rather than share a store.

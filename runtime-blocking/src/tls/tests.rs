@@ -530,7 +530,7 @@ fn every_key_format_loads_and_serves_a_handshake() {
         let ctx = TlsContext::load(&settings)
             .unwrap_or_else(|e| panic!("{} should load: {e}", key.display()));
         let cert_der = material::load_certificates(&cert).unwrap().remove(0);
-        let server = Server::start(&ctx, vec![ctx.control_config()]);
+        let server = Server::start(&ctx, vec![ctx.control(localhost_ip()).config()]);
         let client = client_config(&[cert_der], &rustls::version::TLS13, true, None);
         let c = Client::connect(server.addr, &client, "localhost")
             .unwrap_or_else(|e| panic!("handshake with {}: {e}", key.display()));
@@ -801,7 +801,13 @@ fn self_signed_is_generated_once_private_and_reused() {
     );
 
     // A client that pins it can connect by name and by IP address.
-    let server = Server::start(&ctx, vec![ctx.control_config(), ctx.control_config()]);
+    let server = Server::start(
+        &ctx,
+        vec![
+            ctx.control(localhost_ip()).config(),
+            ctx.control(localhost_ip()).config(),
+        ],
+    );
     let client = client_config(&[der], &rustls::version::TLS13, false, None);
     Client::connect(server.addr, &client, "localhost")
         .unwrap()
@@ -874,7 +880,13 @@ fn tls_1_1_is_refused_and_min_version_is_enforced() {
     // SECLEVEL=0 lets this OpenSSL build offer TLS 1.1 at all, so the refusal is the server's.
     let old = ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"];
 
-    let server = Server::start(&ctx12, vec![ctx12.control_config(), ctx12.control_config()]);
+    let server = Server::start(
+        &ctx12,
+        vec![
+            ctx12.control(localhost_ip()).config(),
+            ctx12.control(localhost_ip()).config(),
+        ],
+    );
     let (ok, out) = s_client(server.addr, &old, "");
     assert!(!ok, "TLS 1.1 handshake must fail:\n{out}");
     assert!(
@@ -891,7 +903,13 @@ fn tls_1_1_is_refused_and_min_version_is_enforced() {
     assert!(ok, "TLS 1.2 works with the default minimum:\n{out}");
     assert_eq!(server.report(1).version, Some(ProtocolVersion::TLSv1_2));
 
-    let server = Server::start(&ctx13, vec![ctx13.control_config(), ctx13.control_config()]);
+    let server = Server::start(
+        &ctx13,
+        vec![
+            ctx13.control(localhost_ip()).config(),
+            ctx13.control(localhost_ip()).config(),
+        ],
+    );
     let (ok, out) = s_client(server.addr, &["-tls1_2"], "");
     assert!(!ok, "TLS 1.2 refused with min_version 1.3:\n{out}");
     assert!(server.report(0).error.is_some());
@@ -909,8 +927,8 @@ fn rustls_resumption(version: &'static SupportedProtocolVersion, expect: Protoco
     let dir = TempDir::new("resume");
     let pair = rcgen_pair("resume");
     let ctx = TlsContext::load(&write_pair(&dir, "r", &pair)).unwrap();
-    let a = ctx.control_config();
-    let b = ctx.control_config();
+    let a = ctx.control(localhost_ip()).config();
+    let b = ctx.control(localhost_ip()).config();
     let configs = vec![
         a.clone(),
         a.clone(),
@@ -966,6 +984,84 @@ fn rustls_client_resumes_only_its_control_session_tls13() {
     rustls_resumption(&rustls::version::TLS13, ProtocolVersion::TLSv1_3);
 }
 
+fn localhost_ip() -> std::net::IpAddr {
+    "127.0.0.1".parse().unwrap()
+}
+
+/// rclone's pattern: one client session cache for several control connections, so a data
+/// connection of control connection B presents a session control connection A got. Accepted
+/// for the same user from the same address under `SameClient`; refused under
+/// `SameConnection`, for another user and from another address. Each case is a fresh client
+/// whose cache holds only A's session (a rustls client uses a TLS 1.3 ticket once).
+fn sibling_resumption(version: &'static SupportedProtocolVersion) {
+    use wharf_core::SessionReuse;
+    let dir = TempDir::new("siblings");
+    let pair = rcgen_pair("siblings");
+    let ctx = TlsContext::load(&write_pair(&dir, "s", &pair)).unwrap();
+    let a = ctx.control(localhost_ip());
+    let b = ctx.control(localhost_ip());
+    let c = ctx.control(localhost_ip());
+    let far = ctx.control("127.0.0.2".parse().unwrap());
+    a.logged_in("acme/alice");
+    b.logged_in("acme/alice");
+    c.logged_in("acme/bob");
+    far.logged_in("acme/alice");
+    let alice = Some("acme/alice");
+    let cases = [
+        (
+            ctx.data(&b, SessionReuse::SameClient, alice, false),
+            true,
+            "same client",
+        ),
+        (
+            ctx.data(&b, SessionReuse::SameConnection, alice, false),
+            false,
+            "strict",
+        ),
+        (
+            ctx.data(&c, SessionReuse::SameClient, Some("acme/bob"), false),
+            false,
+            "another user",
+        ),
+        (
+            ctx.data(&far, SessionReuse::SameClient, alice, false),
+            false,
+            "another address",
+        ),
+    ];
+    let configs = cases
+        .iter()
+        .flat_map(|(data, _, _)| [a.config(), data.config()])
+        .collect();
+    let server = Server::start(&ctx, configs);
+    for (i, (data, accepted, what)) in cases.iter().enumerate() {
+        let shared = client_config(std::slice::from_ref(&pair.cert_der), version, true, None);
+        let control = Client::connect(server.addr, &shared, "localhost").unwrap();
+        assert!(!server.report(2 * i).resumed);
+        let conn = Client::connect(server.addr, &shared, "localhost").unwrap();
+        assert_eq!(
+            server.report(2 * i + 1).resumed,
+            *accepted,
+            "A's session on a data connection of another control connection: {what}"
+        );
+        if *accepted {
+            assert_eq!(data.verdict(alice), Verdict::Sibling, "{what}");
+        }
+        conn.close();
+        control.close();
+    }
+}
+
+#[test]
+fn a_data_connection_resumes_a_sibling_control_session_tls12() {
+    sibling_resumption(&rustls::version::TLS12);
+}
+
+#[test]
+fn a_data_connection_resumes_a_sibling_control_session_tls13() {
+    sibling_resumption(&rustls::version::TLS13);
+}
+
 /// Python's ssl, as ftplib.FTP_TLS subclasses do it (`session=control.session`).
 const PYTHON_RESUME: &str = r#"
 import json, socket, ssl, sys
@@ -1009,8 +1105,8 @@ fn python_resumption(version: &str, expect: ProtocolVersion) {
     }
     let dir = TempDir::new("pyresume");
     let (ctx, made) = TlsContext::self_signed_in(&dir.file("state")).unwrap();
-    let a = ctx.control_config();
-    let b = ctx.control_config();
+    let a = ctx.control(localhost_ip()).config();
+    let b = ctx.control(localhost_ip()).config();
     let server = Server::start(&ctx, vec![a.clone(), a.clone(), a.clone(), a.clone(), a, b]);
     let out = Command::new("timeout")
         .args(["60", "python3", "-c", PYTHON_RESUME])
@@ -1059,8 +1155,8 @@ fn openssl_resumption(flag: &str) {
     }
     let dir = TempDir::new("sresume");
     let (ctx, made) = TlsContext::self_signed_in(&dir.file("state")).unwrap();
-    let a = ctx.control_config();
-    let b = ctx.control_config();
+    let a = ctx.control(localhost_ip()).config();
+    let b = ctx.control(localhost_ip()).config();
     let server = Server::start(&ctx, vec![a.clone(), a, b]);
     let sess = dir.file("session.pem");
     let ca = made.cert_path.to_str().unwrap().to_string();
@@ -1113,8 +1209,8 @@ fn reload_changes_what_new_handshakes_see_and_old_connections_keep_working() {
     let fp2 = fingerprint_sha256(&second.cert_der);
     assert_eq!(ctx.fingerprint(), fp1);
 
-    let control = ctx.control_config();
-    let later = || ctx.control_config();
+    let control = ctx.control(localhost_ip()).config();
+    let later = || ctx.control(localhost_ip()).config();
     let configs = vec![control.clone(), later(), control.clone(), later(), later()];
     // Configs are taken now, but resolve the certificate at handshake time.
     let server = Server::start(&ctx, configs);
@@ -1307,14 +1403,14 @@ fn client_certificates_are_verified_and_mapped_to_users() {
         settings.client_ca_path = Some(ca_path.clone());
         settings.client_identity = source;
         let ctx = TlsContext::load(&settings).unwrap();
-        let control = ctx.control_config();
+        let control = ctx.control(localhost_ip()).config();
         let server = Server::start(
             &ctx,
             vec![
                 control.clone(),
                 control,
-                ctx.control_config(),
-                ctx.control_config(),
+                ctx.control(localhost_ip()).config(),
+                ctx.control(localhost_ip()).config(),
             ],
         );
         let alice_client = with(&alice);
@@ -1348,7 +1444,12 @@ fn client_certificates_are_verified_and_mapped_to_users() {
     settings.client_cert = ClientCertMode::Request;
     settings.client_ca_path = Some(ca_path.clone());
     let ctx = TlsContext::load(&settings).unwrap();
-    let server = Server::start(&ctx, (0..3).map(|_| ctx.control_config()).collect());
+    let server = Server::start(
+        &ctx,
+        (0..3)
+            .map(|_| ctx.control(localhost_ip()).config())
+            .collect(),
+    );
     Client::connect(server.addr, &without, "localhost")
         .unwrap()
         .close();
@@ -1369,7 +1470,7 @@ fn client_certificates_are_verified_and_mapped_to_users() {
 
     // Off: no certificate asked for, no identity.
     let ctx = TlsContext::load(&base).unwrap();
-    let server = Server::start(&ctx, vec![ctx.control_config()]);
+    let server = Server::start(&ctx, vec![ctx.control(localhost_ip()).config()]);
     Client::connect(server.addr, &with(&alice), "localhost")
         .unwrap()
         .close();
