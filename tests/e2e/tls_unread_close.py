@@ -25,7 +25,6 @@ SERVER_ROOT has the SHA-256 of what was sent.
 
 import ftplib
 import os
-import socket
 import ssl
 import sys
 import time
