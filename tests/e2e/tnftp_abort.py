@@ -11,6 +11,9 @@ since 4.3BSD (RFC 959 section 4.1.3, "Telnet IP and Synch"):
     send(IAC IP IAC, MSG_OOB)   -- three bytes, the last (IAC) marked urgent
     "DM ABOR\\r\\n"             -- normal data
 
+(strace of Debian's tnftp 20210827: sendto(3, "\\xff\\xf4\\xff", 3, MSG_OOB) then
+write(3, "\\xf2ABOR\\r\\n", 7).)
+
 Without SO_OOBINLINE the server's kernel takes the urgent byte out of the stream, so the
 server reads `IAC IP` then `DM` (0xF2) glued to `ABOR\\r\\n`. Then tnftp drains the data
 connection until it ends and reads two replies: the transfer's (426) and the ABOR's (226).
