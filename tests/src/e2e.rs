@@ -483,6 +483,29 @@ pub fn run_client_with_input(
     timeout: Duration,
 ) -> ClientOutput {
     let shown = format!("{cmd:?}");
+    run_bounded(cmd, input, timeout).unwrap_or_else(|(stdout, stderr)| {
+        panic!(
+            "{shown} did not finish within {timeout:?}; killed.\n--- stdout ---\n{stdout}\n\
+             --- stderr ---\n{stderr}"
+        )
+    })
+}
+
+/// [`run_client`] for a program that may not end by itself (a server expected to refuse to
+/// start): `Err(what it printed)` when it has not finished within `timeout`, after it has
+/// been killed.
+pub fn run_client_or_kill(cmd: &mut Command, timeout: Duration) -> Result<ClientOutput, String> {
+    run_bounded(cmd, None, timeout)
+        .map_err(|(stdout, stderr)| format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"))
+}
+
+/// Runs `cmd` with a deadline; `Err((stdout, stderr))` if it was killed at the deadline.
+fn run_bounded(
+    cmd: &mut Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<ClientOutput, (String, String)> {
+    let shown = format!("{cmd:?}");
     let mut child = cmd
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -502,29 +525,25 @@ pub fn run_client_with_input(
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let stdout = out.join().unwrap_or_default();
-                let stderr = err.join().unwrap_or_default();
-                panic!(
-                    "{shown} did not finish within {timeout:?}; killed.\n--- stdout ---\n{}\n\
-                     --- stderr ---\n{}",
-                    String::from_utf8_lossy(&stdout),
-                    String::from_utf8_lossy(&stderr)
-                );
+                break None;
             }
             Err(e) => panic!("waiting for {shown}: {e}"),
         }
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    ClientOutput {
-        status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    match status {
+        Some(status) => Ok(ClientOutput {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err((stdout, stderr)),
     }
 }
 
@@ -612,6 +631,12 @@ impl Ctrl {
         self.writer
             .write_all(bytes)
             .expect("write to control connection");
+    }
+
+    /// Sends one command line (CRLF added); `Err` when the connection is gone, for tests in
+    /// which the server is expected to close it.
+    pub fn try_send(&mut self, line: &str) -> io::Result<()> {
+        self.writer.write_all(format!("{line}\r\n").as_bytes())
     }
 
     /// Sends one command line (CRLF added).
