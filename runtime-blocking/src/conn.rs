@@ -41,6 +41,9 @@ use crate::users::Login;
 /// How long writing one reply may take before the client is given up (before login, the
 /// login deadline bounds it too: see [`Connection::send_reply`]).
 pub const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Before login, how long the last reply (the `421` of the login deadline) may take to write
+/// once the deadline has passed.
+pub const LAST_REPLY_GRACE: Duration = Duration::from_secs(1);
 /// How long, after closing, unread input from the client is drained (so that the last reply
 /// is not destroyed by a TCP reset).
 pub const LINGER: Duration = Duration::from_millis(250);
@@ -282,20 +285,17 @@ impl<'a> Connection<'a> {
     }
 
     /// Writes a reply. A client that does not read its replies holds the write at most
-    /// [`CONTROL_WRITE_TIMEOUT`], and before login no later than the login deadline: a
-    /// connection that never logs in cannot outlive it by not reading.
+    /// [`CONTROL_WRITE_TIMEOUT`], and before login no later than the login deadline (plus
+    /// [`LAST_REPLY_GRACE`] for the `421` that ends it): a connection that never logs in cannot
+    /// outlive it by not reading.
     fn send_reply(&mut self, bytes: &[u8]) -> io::Result<()> {
         let timeout = match self.session.login_deadline() {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the login deadline has passed",
-                    ));
-                }
-                left.min(CONTROL_WRITE_TIMEOUT)
-            }
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .max(LAST_REPLY_GRACE)
+                .min(CONTROL_WRITE_TIMEOUT),
+            // The session closed itself (the 421 of the deadline, QUIT, ...): its last reply.
+            None if self.session.is_closed() && self.user.is_none() => LAST_REPLY_GRACE,
             None => CONTROL_WRITE_TIMEOUT,
         };
         // Before login the bound shrinks with every reply; a few milliseconds' difference

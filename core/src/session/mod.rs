@@ -187,6 +187,11 @@ impl Session {
         if self.closed {
             return;
         }
+        // A command that arrives after the login deadline is not served: the deadline ends
+        // the session first.
+        if self.expire(now) {
+            return;
+        }
         self.framer.push(bytes);
         self.process(now);
         if self.framer.buffered() > self.config.max_buffered_input && !self.closed {
@@ -270,15 +275,33 @@ impl Session {
             return;
         }
         if self.transfer.is_none() && self.pending.is_none() && now >= self.deadline {
-            let secs = self.idle_limit().as_secs();
-            let text = if self.logged_in().is_some() {
-                format!("Timeout: no command for {secs} seconds; closing the connection.")
-            } else {
-                format!("Timeout: not logged in within {secs} seconds; closing the connection.")
-            };
-            self.reply(421, &text);
-            self.close();
+            self.time_out();
         }
+    }
+
+    /// Before login, once the login deadline has passed (and nothing is outstanding): 421 and
+    /// close. Returns whether the session closed.
+    fn expire(&mut self, now: Instant) -> bool {
+        let due = self.logged_in().is_none()
+            && self.transfer.is_none()
+            && self.pending.is_none()
+            && self.held_until.is_none()
+            && now >= self.deadline;
+        if due {
+            self.time_out();
+        }
+        due
+    }
+
+    fn time_out(&mut self) {
+        let secs = self.idle_limit().as_secs();
+        let text = if self.logged_in().is_some() {
+            format!("Timeout: no command for {secs} seconds; closing the connection.")
+        } else {
+            format!("Timeout: not logged in within {secs} seconds; closing the connection.")
+        };
+        self.reply(421, &text);
+        self.close();
     }
 
     /// Whether the session has asked to close.
