@@ -500,8 +500,10 @@ pub struct Event {
     pub duration: Option<Duration>,
     /// Representation of a transfer (for the transfer log).
     pub representation: Option<Representation>,
-    /// Why it failed, for failures.
+    /// Why it failed, for failures: the text for logs.
     pub reason: Option<String>,
+    /// For a failed transfer, why, as the type the events log classifies.
+    pub failure: Option<TransferError>,
 }
 
 /// The kinds of [`Event`].
@@ -740,33 +742,68 @@ impl fmt::Display for StorageError {
     }
 }
 
-/// A transfer that did not complete.
+/// A transfer that did not complete. Each variant is a reason the core maps to a reply and
+/// the events log maps to a result (`failed`, `incomplete`); none is told apart by its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransferError {
     /// The data connection could not be opened (passive accept timed out, active connect
     /// refused, ...). Reply 425.
     DataConnection(String),
-    /// The data connection broke or stalled mid-transfer. Reply 426.
-    ConnectionLost(String),
+    /// The data connection broke or stalled mid-transfer, or the control connection went.
+    /// Reply 426.
+    ConnectionLost(Lost),
     /// Stopped by ABOR. Reply 426.
     Aborted,
     /// The file could not be opened, read or written. Reply 550/552/553 before the transfer
     /// starts, 451/452 after.
     Storage(StorageError),
-    /// The TLS handshake on the data connection failed, or did not resume the control
-    /// connection's session when that is required. Reply 522.
+    /// The TLS handshake on the data connection failed, or did not resume a session it had
+    /// to. Reply 522.
     Tls(String),
+    /// All of an upload arrived, but the file could not be put in place (atomic uploads:
+    /// the rename into place failed). Reply 451 (452 when the disk is full); the upload
+    /// counts as failed.
+    NotPlaced(StorageError),
+}
+
+/// How a data connection was lost ([`TransferError::ConnectionLost`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lost {
+    /// The connection broke (reset, closed early, a socket error); the text says how.
+    Broken(String),
+    /// No byte moved for this long (`data_stall_timeout`).
+    Stalled(Duration),
+    /// A protected upload ended without the client's TLS close_notify: it may have been cut
+    /// (or a TCP FIN forged), so what arrived is not taken as the whole file.
+    NoCloseNotify,
+    /// The control connection closed: nobody is left to be told the result.
+    ControlClosed,
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lost::Broken(s) => f.write_str(s),
+            Lost::Stalled(d) => write!(f, "no data moved for {} seconds", d.as_secs()),
+            Lost::NoCloseNotify => {
+                f.write_str("data connection closed without TLS close_notify: upload incomplete")
+            }
+            Lost::ControlClosed => f.write_str("the control connection closed"),
+        }
+    }
 }
 
 impl fmt::Display for TransferError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TransferError::DataConnection(s) => write!(f, "data connection failed: {s}"),
-            TransferError::ConnectionLost(s) => write!(f, "data connection lost: {s}"),
+            TransferError::ConnectionLost(l) => write!(f, "data connection lost: {l}"),
             TransferError::Aborted => f.write_str("aborted"),
             TransferError::Storage(e) => write!(f, "{e}"),
             TransferError::Tls(s) => write!(f, "data connection TLS failed: {s}"),
+            TransferError::NotPlaced(e) => write!(f, "the file could not be put in place: {e}"),
         }
     }
 }

@@ -89,7 +89,7 @@ pub mod fuzzing;
 pub mod testkit;
 
 pub use action::{
-    Account, Action, ActionId, ActionKind, DataEndpoint, DataProtection, LoginError, Outcome,
+    Account, Action, ActionId, ActionKind, DataEndpoint, DataProtection, LoginError, Lost, Outcome,
     OutcomeKind, Representation, Secret, SessionReuse, StorageError, StoreMode, TlsInfo,
     TransferError, TransferKind, TransferPlan,
 };

@@ -38,7 +38,7 @@
 
 use crate::action::{
     Account, Action, ActionId, ActionKind, AdminInfo, AdminQuery, DataEndpoint, Event, EventKind,
-    LoginCounts, LoginError, Outcome, OutcomeKind, Ownership, Representation, ServerStats,
+    LoginCounts, LoginError, Lost, Outcome, OutcomeKind, Ownership, Representation, ServerStats,
     SessionSummary, StorageError, StoreMode, TlsInfo, TransferError, TransferKind, TransferPlan,
     UserSummary,
 };
@@ -629,6 +629,9 @@ pub enum DataFailure {
     Connect(String),
     /// The data connection breaks after the transfer started, half-way: reply 426.
     Lost(String),
+    /// All of an upload arrives, but the file cannot be put in place (as an atomic upload
+    /// whose rename fails): the file is not changed, reply 451.
+    NotPlaced(String),
 }
 
 /// What a recorded transfer moved.
@@ -689,6 +692,7 @@ struct Running {
     id: ActionId,
     prepared: Prepared,
     lost: Option<String>,
+    not_placed: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -1509,11 +1513,17 @@ impl Harness {
         }
         self.push_record(rec);
         let started = Outcome::new(id, OutcomeKind::TransferStarted { stored_as });
-        let lost = match failure {
-            Some(DataFailure::Lost(msg)) => Some(msg),
-            _ => None,
+        let (lost, not_placed) = match failure {
+            Some(DataFailure::Lost(msg)) => (Some(msg), None),
+            Some(DataFailure::NotPlaced(msg)) => (None, Some(msg)),
+            _ => (None, None),
         };
-        let running = Running { id, prepared, lost };
+        let running = Running {
+            id,
+            prepared,
+            lost,
+            not_placed,
+        };
         if std::mem::take(&mut self.hold_next) || self.hold_all {
             self.running = Some(running);
             return vec![started];
@@ -1605,12 +1615,17 @@ impl Harness {
 
     /// Moves the bytes of a started transfer and returns its `TransferEnded`.
     fn complete(&mut self, running: Running) -> Vec<Outcome> {
-        let Running { id, prepared, lost } = running;
+        let Running {
+            id,
+            prepared,
+            lost,
+            not_placed,
+        } = running;
         let (wire, result) = match prepared {
             Prepared::Send(mut bytes) => match lost {
                 Some(msg) => {
                     bytes.truncate(bytes.len() / 2);
-                    (bytes, Err(TransferError::ConnectionLost(msg)))
+                    (bytes, Err(TransferError::ConnectionLost(Lost::Broken(msg))))
                 }
                 None => (bytes, Ok(())),
             },
@@ -1619,7 +1634,7 @@ impl Harness {
                 let result = match &lost {
                     Some(msg) => {
                         upload.truncate(upload.len() / 2);
-                        Err(TransferError::ConnectionLost(msg.clone()))
+                        Err(TransferError::ConnectionLost(Lost::Broken(msg.clone())))
                     }
                     None => Ok(()),
                 };
@@ -1640,12 +1655,26 @@ impl Harness {
                     }
                 }
                 self.fs.set_clock(self.wall_now());
+                if let (Ok(()), Some(msg)) = (&result, not_placed) {
+                    let e = StorageError::Other(msg);
+                    return self.ended(id, upload, Err(TransferError::NotPlaced(e)));
+                }
                 match self.fs.put_file(&path, base) {
                     Ok(()) => (upload, result),
                     Err(e) => (upload, Err(TransferError::Storage(e))),
                 }
             }
         };
+        self.ended(id, wire, result)
+    }
+
+    /// Records how transfer `id` ended, having moved `wire`, and reports it.
+    fn ended(
+        &mut self,
+        id: ActionId,
+        wire: Vec<u8>,
+        result: Result<(), TransferError>,
+    ) -> Vec<Outcome> {
         let bytes = wire.len() as u64;
         if let Some(rec) = self.record_mut(id) {
             rec.data = wire;

@@ -26,9 +26,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wharf_core::action::EventKind;
 use wharf_core::{
     Action, ActionId, ActionKind, LoginError, Outcome, OutcomeKind, Output, Session, TlsInfo,
+    TransferError,
 };
 
 use crate::data::PassiveListener;
@@ -89,13 +89,9 @@ pub struct Connection<'a> {
     /// The login the server counts for this session (login limits); given back when the
     /// core ends the login (`LoginEnded`) or the connection goes.
     pub(crate) login_slot: Option<crate::server::LoginSlot<'a>>,
-    /// An upload has ended and its file is not settled yet: the transfer's final reply
-    /// (2xx or not) decides, before it is written, whether the storage puts the file in
-    /// place (atomic uploads) or removes it ([`Storage::finish_upload`]).
-    upload_open: bool,
-    /// Why a complete upload could not be put in place: its `upload_complete` event becomes
-    /// `upload_failed`.
-    upload_unplaced: Option<String>,
+    /// An upload was settled: what it replaced is freed after the next reply (its final one)
+    /// is written ([`Storage::release_replaced`]).
+    release_after_reply: bool,
     pub(crate) passive: Option<PassiveListener>,
     /// The TLS of this control connection (set by its handshake): protected data connections
     /// start from it, so that they can resume this client's sessions only.
@@ -183,8 +179,7 @@ impl<'a> Connection<'a> {
             id,
             storage: None,
             login_slot: None,
-            upload_open: false,
-            upload_unplaced: None,
+            release_after_reply: false,
             user: None,
             passive: None,
             tls,
@@ -255,17 +250,10 @@ impl<'a> Connection<'a> {
                 },
             };
             match out {
-                Output::Reply(mut r) => {
-                    let settled = self.upload_open;
-                    if settled {
-                        // The final reply of an upload: the file goes in place first.
-                        if let Some(failed) = self.settle_upload((200..300).contains(&r.code())) {
-                            r = failed;
-                        }
-                    }
+                Output::Reply(r) => {
                     let sent = self.send_reply(r.as_bytes());
-                    if settled {
-                        // What the upload replaced goes now that the client has its answer.
+                    if std::mem::take(&mut self.release_after_reply) {
+                        // What an upload replaced goes once the client has its answer.
                         if let Some(storage) = &self.storage {
                             storage.release_replaced();
                         }
@@ -307,27 +295,34 @@ impl<'a> Connection<'a> {
         self.ctrl.send(bytes)
     }
 
-    /// Settles the upload that just ended: puts its file in place when `ok`, else removes
-    /// what arrived (atomic uploads). When a complete file cannot be put in place, returns
-    /// the reply to give instead of the 226 (and its event becomes `upload_failed`).
+    /// Settles the upload that just ended, before the core hears how it ended: puts its file
+    /// in place when all of it arrived (`result` is Ok), else removes what arrived (atomic
+    /// uploads). A complete file that cannot be put in place turns the result into
+    /// [`TransferError::NotPlaced`], so that the core answers 451 and reports a failed upload.
     #[inline(never)]
-    fn settle_upload(&mut self, ok: bool) -> Option<wharf_core::Reply> {
-        self.upload_open = false;
-        let storage = self.storage.as_ref()?;
+    pub(crate) fn settle_upload(
+        &mut self,
+        result: Result<(), TransferError>,
+    ) -> Result<(), TransferError> {
+        let Some(storage) = self.storage.as_ref() else {
+            return result;
+        };
+        let ok = result.is_ok();
         match storage.finish_upload(ok) {
-            Ok(()) => None,
-            Err(e) => {
+            Ok(()) => {
+                self.release_after_reply = true;
+                result
+            }
+            Err(e) if ok => {
                 error!(
                     "session {}: a complete upload could not be put in place: {e}",
                     self.id
                 );
-                if !ok {
-                    return None;
-                }
-                let why = format!("the file could not be put in place: {e}");
-                let reply = wharf_core::Reply::new(451, &format!("Transfer failed: {why}."));
-                self.upload_unplaced = Some(why);
-                Some(reply)
+                Err(TransferError::NotPlaced(e))
+            }
+            Err(e) => {
+                warn!("session {}: an incomplete upload left: {e}", self.id);
+                result
             }
         }
     }
@@ -493,7 +488,6 @@ impl<'a> Connection<'a> {
                     }
                 }
                 self.transfer_out_of_line(id, plan);
-                self.upload_open = upload && self.storage.is_some();
             }
             // No transfer runs (it has ended already): nothing to stop.
             ActionKind::AbortTransfer { .. } => {}
@@ -506,20 +500,7 @@ impl<'a> Connection<'a> {
                 }
                 self.storage = None;
             }
-            ActionKind::Notify(mut event) => {
-                if matches!(
-                    event.kind,
-                    EventKind::UploadComplete | EventKind::UploadFailed
-                ) {
-                    // Its final reply was never written (the connection went): settle now.
-                    if self.upload_open {
-                        self.settle_upload(event.kind == EventKind::UploadComplete);
-                    }
-                    if let Some(why) = self.upload_unplaced.take() {
-                        event.kind = EventKind::UploadFailed;
-                        event.reason = Some(why);
-                    }
-                }
+            ActionKind::Notify(event) => {
                 log::debug!("session {}: event {}", self.id, event.kind.as_str());
                 self.tracker.record(&event);
             }

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 use wharf_core::action::{AdminInfo, AdminQuery, Event, EventKind};
-use wharf_core::{Account, UnixTime};
+use wharf_core::{Account, Lost, TransferError, UnixTime};
 
 use crate::config::Settings;
 use crate::event_command::Runner;
@@ -122,10 +122,10 @@ pub fn result_of(event: &Event) -> &'static str {
         EventKind::LoginFailed => "failed",
         EventKind::Connect if event.reason.is_some() => "failed",
         EventKind::UploadFailed | EventKind::DownloadFailed => {
-            let unconfirmed = event
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains(crate::transfer::NO_CLOSE_NOTIFY));
+            let unconfirmed = matches!(
+                event.failure,
+                Some(TransferError::ConnectionLost(Lost::NoCloseNotify))
+            );
             if unconfirmed || event.size.unwrap_or(0) > 0 {
                 "incomplete"
             } else {
@@ -582,10 +582,7 @@ mod tests {
         cut.size = Some(10);
         assert_eq!(result_of(&cut), "incomplete");
         cut.size = Some(0);
-        cut.reason = Some(format!(
-            "data connection lost: {}",
-            crate::transfer::NO_CLOSE_NOTIFY
-        ));
+        cut.failure = Some(TransferError::ConnectionLost(Lost::NoCloseNotify));
         assert_eq!(result_of(&cut), "incomplete");
         let mut logout = event(EventKind::Logout);
         logout.reason = Some("connection closed by the client".into());

@@ -59,8 +59,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use wharf_core::codec::{AsciiDecoder, AsciiEncoder};
 use wharf_core::{
-    ActionId, DataEndpoint, DataProtection, OutcomeKind, Representation, StorageError, StoreMode,
-    TransferError, TransferKind, TransferPlan, VirtualPath,
+    ActionId, DataEndpoint, DataProtection, Lost, OutcomeKind, Representation, StorageError,
+    StoreMode, TransferError, TransferKind, TransferPlan, VirtualPath,
 };
 
 use wharf_core::addr::canonical_ip;
@@ -87,10 +87,6 @@ pub const CONTROL_CHECK_INTERVAL: Duration = Duration::from_millis(5);
 /// refused with (reply 522).
 pub const NOT_RESUMED: &str =
     "the data connection did not resume the TLS session of its control connection (required; see docs/ftps.md)";
-/// The reason a protected upload that ended without the client's close_notify fails with
-/// (reply 426).
-pub const NO_CLOSE_NOTIFY: &str =
-    "data connection closed without TLS close_notify: upload incomplete";
 
 /// What a transfer moves, opened.
 enum Source {
@@ -188,13 +184,17 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 fn lost(e: &io::Error) -> TransferError {
-    TransferError::ConnectionLost(e.to_string())
+    TransferError::ConnectionLost(Lost::Broken(e.to_string()))
+}
+
+fn closed() -> TransferError {
+    TransferError::ConnectionLost(Lost::Broken("the data connection closed".into()))
 }
 
 fn interrupted(i: Interrupt) -> TransferError {
     match i {
         Interrupt::Abort => TransferError::Aborted,
-        Interrupt::Close => TransferError::ConnectionLost("the control connection closed".into()),
+        Interrupt::Close => TransferError::ConnectionLost(Lost::ControlClosed),
     }
 }
 
@@ -216,7 +216,11 @@ impl Connection<'_> {
             stall: self.shared.settings.data_stall_timeout,
             pacer: Pacer::new(plan.rate_limit),
         };
-        let result = self.transfer(&mut flow, plan);
+        let upload = matches!(plan.kind, TransferKind::Store { .. });
+        let mut result = self.transfer(&mut flow, plan);
+        if upload {
+            result = self.settle_upload(result);
+        }
         if retrieve {
             self.bytes_down += flow.bytes;
         } else {
@@ -526,11 +530,7 @@ impl Connection<'_> {
                     break;
                 }
                 match stream.write_pending() {
-                    Ok(0) => {
-                        return Err(TransferError::ConnectionLost(
-                            "the data connection closed".into(),
-                        ))
-                    }
+                    Ok(0) => return Err(closed()),
                     Ok(_) => flow.last_progress = Instant::now(),
                     Err(e) if is_timeout(&e) => self.tick(flow, 0)?,
                     Err(e) => return Err(lost(&e)),
@@ -547,10 +547,7 @@ impl Connection<'_> {
             flow.bytes += moved;
             flow.last_progress = now;
         } else if now.duration_since(flow.last_progress) >= flow.stall {
-            return Err(TransferError::ConnectionLost(format!(
-                "no data moved for {} seconds",
-                flow.stall.as_secs()
-            )));
+            return Err(TransferError::ConnectionLost(Lost::Stalled(flow.stall)));
         }
         if moved == 0 || now.duration_since(flow.last_check) >= CONTROL_CHECK_INTERVAL {
             flow.last_check = now;
@@ -675,11 +672,7 @@ impl Connection<'_> {
             let moved = match stream.write(&buf[..limit]) {
                 // rustls takes nothing while its send buffer is full: not an end.
                 Ok(0) if stream.is_tls() => 0,
-                Ok(0) => {
-                    return Err(TransferError::ConnectionLost(
-                        "the data connection closed".into(),
-                    ))
-                }
+                Ok(0) => return Err(closed()),
                 Ok(n) => n,
                 Err(e) if is_timeout(&e) => 0,
                 Err(e) => return Err(lost(&e)),
@@ -972,7 +965,7 @@ fn read_data(stream: &mut DataStream, buf: &mut [u8]) -> Result<Option<usize>, T
         Ok(n) => Ok(Some(n)),
         Err(e) if is_timeout(&e) => Ok(Some(0)),
         Err(e) if stream.is_tls() && e.kind() == io::ErrorKind::UnexpectedEof => {
-            Err(TransferError::ConnectionLost(NO_CLOSE_NOTIFY.into()))
+            Err(TransferError::ConnectionLost(Lost::NoCloseNotify))
         }
         Err(e) => Err(lost(&e)),
     }

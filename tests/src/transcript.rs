@@ -70,6 +70,7 @@
 //! - `@hold-transfer`: the next transfer starts and runs until `@finish-transfer` or ABOR.
 //! - `@data-fails ["reason"]`: the next data connection cannot be opened (425).
 //! - `@data-lost ["reason"]`: the next data connection breaks half-way (426).
+//! - `@place-fails ["reason"]`: all of the next upload arrives but cannot be put in place (451).
 //! - `@pasv-fails ["reason"]`: the next passive listener cannot be opened.
 //!
 //! Checks:
@@ -637,6 +638,11 @@ impl Runner {
             "data-lost" => {
                 let why = opt_text(args, 0, "connection reset by peer");
                 self.harness().fail_next_data(DataFailure::Lost(why));
+                Ok(())
+            }
+            "place-fails" => {
+                let why = opt_text(args, 0, "the file could not be renamed into place");
+                self.harness().fail_next_data(DataFailure::NotPlaced(why));
                 Ok(())
             }
             "pasv-fails" => {

@@ -366,3 +366,58 @@ fn ftps_uploads_arrive_byte_for_byte_in_every_store_mode() {
         );
     }
 }
+
+/// An upload whose every byte arrived but whose file cannot be put in place is a failure the
+/// client hears about before anything else: STOU chose a free name, another program took that
+/// name while the data came, and the atomic upload must not replace what is there now. The
+/// reply is 451, never 226; the file that took the name is untouched; the event is
+/// upload_failed.
+#[test]
+fn an_upload_that_cannot_be_put_in_place_is_451_and_leaves_the_name_alone() {
+    let server = Server::start_with(
+        "not-placed",
+        ServerOptions::default().config("events_file = \"events.jsonl\"\n"),
+    );
+    let mut c = server.login();
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let addr = c.pasv();
+    let mut data =
+        TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect to the passive port");
+    data.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let r = c.cmd("STOU report.csv");
+    assert_eq!(r.code, 150, "STOU: {r}");
+    let name = r.lines[0]
+        .split("FILE: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no FILE: in {r}"))
+        .trim()
+        .to_owned();
+    data.write_all(&random_bytes(100_000, 7)).expect("send");
+    // Someone else puts a file under that name meanwhile.
+    let taken = server.root().join(&name);
+    write_file(&taken, b"written by another program");
+    data.write_all(&random_bytes(100_000, 8)).expect("send");
+    drop(data);
+    let r = c.reply();
+    assert_eq!(r.code, 451, "an upload that could not be put in place: {r}");
+    assert!(
+        r.text().contains("could not be put in place"),
+        "the reply says why: {r}"
+    );
+    assert_same_bytes(
+        "the file that took the name",
+        &read_file(&taken),
+        b"written by another program",
+    );
+    assert_eq!(c.cmd("NOOP").code, 200, "the session goes on");
+    drop(c);
+    let events = fs::read_to_string(server.dir().join("events.jsonl")).expect("events file");
+    let line = events
+        .lines()
+        .find(|l| l.contains("\"event\":\"upload_"))
+        .unwrap_or_else(|| panic!("no upload event in {events}"));
+    assert!(
+        line.contains("\"event\":\"upload_failed\"") && line.contains("could not be put in place"),
+        "{line}"
+    );
+}

@@ -394,7 +394,7 @@ impl Session {
         bytes: u64,
         result: Result<(), TransferError>,
     ) {
-        let failure = result.as_ref().err().map(ToString::to_string);
+        let failure = result.as_ref().err().cloned();
         match result {
             Ok(()) => self.reply(226, &format!("Transfer complete ({bytes} bytes).")),
             Err(TransferError::Aborted) => {
@@ -406,8 +406,17 @@ impl Session {
             Err(TransferError::Tls(msg)) => {
                 self.reply(522, &format!("Data connection TLS failed: {msg}"));
             }
-            Err(TransferError::ConnectionLost(msg)) => {
-                self.reply(426, &format!("Connection closed; transfer aborted: {msg}"));
+            Err(TransferError::ConnectionLost(lost)) => {
+                self.reply(426, &format!("Connection closed; transfer aborted: {lost}"));
+            }
+            Err(TransferError::NotPlaced(e)) => {
+                let code = if e == StorageError::NoSpace { 452 } else { 451 };
+                self.reply(
+                    code,
+                    &format!(
+                        "Transfer failed: the file arrived but could not be put in place: {e}."
+                    ),
+                );
             }
             Err(TransferError::Storage(e)) => {
                 let code = match (&e, t.started) {
@@ -439,7 +448,8 @@ impl Session {
             e.size = Some(bytes);
             e.duration = duration;
             e.representation = Some(t.representation);
-            e.reason = failure;
+            e.reason = failure.as_ref().map(ToString::to_string);
+            e.failure = failure;
         });
     }
 }

@@ -378,6 +378,7 @@ impl Session {
             duration: None,
             representation: None,
             reason: None,
+            failure: None,
         };
         fill(&mut event);
         self.action(ActionKind::Notify(event));
