@@ -230,28 +230,9 @@ fn wait(child: &mut Child, deadline: Instant) -> (Option<ExitStatus>, bool) {
             Ok(None) | Err(_) => break,
         }
     }
-    kill_group(child.id());
+    crate::sys::kill_group(child.id());
     let _ = child.kill();
     (child.wait().ok(), true)
-}
-
-/// SIGKILL to the process group `pgid` (the command was started as its leader).
-fn kill_group(pgid: u32) {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    const SIGKILL: i32 = 9;
-    let Ok(pgid) = i32::try_from(pgid) else {
-        return;
-    };
-    if pgid <= 1 {
-        return;
-    }
-    // SAFETY: kill(2) takes two integers and touches no memory of ours; a negative pid names
-    // the process group the command leads (it was spawned with process_group(0)).
-    unsafe {
-        kill(-pgid, SIGKILL);
-    }
 }
 
 /// Reads `pipe` to its end on a helper thread, keeping the first [`OUTPUT_LIMIT`] bytes.

@@ -24,8 +24,7 @@
 
 pub mod cli;
 pub mod config;
-pub mod conn;
-pub mod data;
+pub mod driver;
 pub mod event_command;
 pub mod events;
 pub mod limits;
@@ -35,8 +34,7 @@ pub mod server;
 pub mod stats;
 pub mod storage;
 pub mod store;
-pub mod stream;
+pub mod sys;
 pub mod tls;
-pub mod transfer;
 pub mod users;
 pub mod xferlog;

@@ -48,11 +48,11 @@ impl OpenFiles {
 /// hard limit allows; never lowers it. None where the limits cannot be read (not Linux).
 pub fn raise_open_files(max_connections: usize) -> Option<OpenFiles> {
     let needed = open_files_needed(max_connections);
-    let (before, hard) = sys::get()?;
+    let (before, hard) = crate::sys::open_file_limit::get()?;
     let mut now = before;
     if before < needed {
         let target = needed.min(hard);
-        if target > before && sys::set(target, hard) {
+        if target > before && crate::sys::open_file_limit::set(target, hard) {
             now = target;
         }
     }
@@ -62,74 +62,6 @@ pub fn raise_open_files(max_connections: usize) -> Option<OpenFiles> {
         hard,
         needed,
     })
-}
-
-#[cfg(all(
-    target_os = "linux",
-    target_pointer_width = "64",
-    not(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))
-))]
-mod sys {
-    use std::os::raw::c_int;
-
-    /// `RLIMIT_NOFILE` on Linux (but for the architectures excluded above).
-    const RLIMIT_NOFILE: c_int = 7;
-
-    /// `struct rlimit`: `rlim_t` is `unsigned long`, 64 bits on 64-bit Linux.
-    #[repr(C)]
-    struct RLimit {
-        cur: u64,
-        max: u64,
-    }
-
-    extern "C" {
-        fn getrlimit(resource: c_int, rlim: *mut RLimit) -> c_int;
-        fn setrlimit(resource: c_int, rlim: *const RLimit) -> c_int;
-    }
-
-    /// (soft, hard); `RLIM_INFINITY` reads as `u64::MAX`.
-    pub fn get() -> Option<(u64, u64)> {
-        let mut r = RLimit { cur: 0, max: 0 };
-        // SAFETY: getrlimit writes one `struct rlimit` (laid out as RLimit) to a valid,
-        // exclusively borrowed location.
-        let rc = unsafe { getrlimit(RLIMIT_NOFILE, &mut r) };
-        (rc == 0).then_some((r.cur, r.max))
-    }
-
-    /// Sets (soft, hard); true on success.
-    pub fn set(soft: u64, hard: u64) -> bool {
-        let r = RLimit {
-            cur: soft,
-            max: hard,
-        };
-        // SAFETY: setrlimit reads one `struct rlimit` from a valid location.
-        unsafe { setrlimit(RLIMIT_NOFILE, &r) == 0 }
-    }
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    target_pointer_width = "64",
-    not(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))
-)))]
-mod sys {
-    pub fn get() -> Option<(u64, u64)> {
-        None
-    }
-
-    pub fn set(_soft: u64, _hard: u64) -> bool {
-        false
-    }
 }
 
 #[cfg(test)]
@@ -145,7 +77,7 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn the_soft_limit_is_raised_as_far_as_the_hard_limit_allows() {
-        let (soft, hard) = sys::get().expect("getrlimit works on Linux");
+        let (soft, hard) = crate::sys::open_file_limit::get().expect("getrlimit works on Linux");
         assert!(soft <= hard);
         // A need below the current limit changes nothing (never lowered).
         let r = raise_open_files(1).unwrap();
@@ -156,9 +88,9 @@ mod tests {
         let r = raise_open_files(want).unwrap();
         assert_eq!(r.needed, open_files_needed(want));
         assert_eq!(r.now, r.needed.min(hard).max(soft));
-        assert_eq!(sys::get().unwrap().0, r.now);
+        assert_eq!(crate::sys::open_file_limit::get().unwrap().0, r.now);
         assert_eq!(r.enough(), hard >= r.needed);
         // Put the test process back as it was.
-        assert!(sys::set(soft, hard));
+        assert!(crate::sys::open_file_limit::set(soft, hard));
     }
 }

@@ -47,7 +47,7 @@ use wharf_core::addr::canonical_ip;
 use wharf_core::policy::BanList;
 
 use crate::config::Settings;
-use crate::conn::Connection;
+use crate::driver::Connection;
 use crate::tls::TlsContext;
 use crate::users::Users;
 

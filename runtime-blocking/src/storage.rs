@@ -81,7 +81,7 @@ use wharf_core::codec::AsciiEncoder;
 use wharf_core::{FileInfo, FileKind, StorageError, StoreMode, UnixTime, VirtualPath};
 
 use crate::meta::{self, Record, Records, PARTIAL_PREFIX};
-use crate::transfer::sys;
+use crate::sys;
 use crate::users::{FixedFolder, Login, Partner, View};
 
 /// The most names `STOU` tries before giving up: `name`, then `name.1` ... `name.16`

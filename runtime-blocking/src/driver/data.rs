@@ -1,10 +1,11 @@
-//! Data connections: passive listeners on the configured port list, the bounded wait for the
-//! client to connect (refusing anyone but the control connection's peer), and active
-//! connections out to the client.
+//! Data connections: passive listeners on the configured port list, the wait for the client to
+//! connect (refusing anyone but the control connection's peer), and active connections out to
+//! the client.
 //!
-//! Waits are bounded by the data-connection timeout, and while it waits for a passive
-//! connection the caller's control connection is watched too (so ABOR or QUIT are answered).
-//! Nothing here moves file data: see the transfer module.
+//! Every wait here lasts at most the slice its caller gives, so that a transfer waiting for
+//! its data connection returns to the driver's loop, which answers the control connection
+//! (ABOR, QUIT) between waits and enforces the data-connection timeout. Nothing here moves
+//! file data: see [`super::transfer`].
 
 use log::warn;
 use mio::unix::SourceFd;
@@ -26,6 +27,36 @@ pub struct PassiveListener {
     listener: TcpListener,
     peer: Option<IpAddr>,
     port: u16,
+    /// Made on the first wait that finds no connection yet (usually the client has connected
+    /// by the time the transfer command comes, and no poll is needed at all).
+    waiter: Option<Waiter>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    poll: Poll,
+    events: Events,
+}
+
+impl Waiter {
+    /// A poll on `fd` for `interest`.
+    fn on(fd: RawFd, interest: Interest) -> io::Result<Waiter> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut SourceFd(&fd), Token(0), interest)?;
+        Ok(Waiter {
+            poll,
+            events: Events::with_capacity(2),
+        })
+    }
+
+    /// Waits at most `slice` for the registered readiness.
+    fn wait(&mut self, slice: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(slice)) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl PassiveListener {
@@ -46,6 +77,7 @@ impl PassiveListener {
             listener,
             peer,
             port,
+            waiter: None,
         })
     }
 
@@ -54,70 +86,52 @@ impl PassiveListener {
         self.port
     }
 
-    /// Waits until `deadline` for the client's data connection.
+    /// Waits at most `slice` for the client's data connection: `Ok(Some)` once it came,
+    /// `Ok(None)` when the slice passed without it.
     ///
     /// A connection from another address than the expected peer is closed at once, logged as
-    /// a passive port theft attempt, and the wait goes on. While waiting, `on_control` is
-    /// called each time the wait wakes up (at least whenever the control connection, the
-    /// socket `control`, becomes readable); it must read everything the control connection
-    /// has (the wake-up is edge-triggered). When it returns true the wait stops with
-    /// `Ok(None)`.
-    pub fn accept(
-        &self,
-        deadline: Instant,
-        control: RawFd,
-        mut on_control: impl FnMut() -> bool,
-    ) -> io::Result<Option<TcpStream>> {
+    /// a passive port theft attempt, and the wait goes on.
+    pub fn accept_within(&mut self, slice: Duration) -> io::Result<Option<TcpStream>> {
         // Usually the client has connected already, right after the PASV reply.
         if let Some(s) = self.try_accept()? {
             return Ok(Some(s));
         }
-        const LISTENER: Token = Token(0);
-        const CONTROL: Token = Token(1);
-        let mut poll = Poll::new()?;
-        let lfd = self.listener.as_raw_fd();
-        let cfd = control;
-        poll.registry()
-            .register(&mut SourceFd(&lfd), LISTENER, Interest::READABLE)?;
-        poll.registry()
-            .register(&mut SourceFd(&cfd), CONTROL, Interest::READABLE)?;
-        let mut events = Events::with_capacity(4);
-        loop {
-            // Registration is edge-triggered: look again after registering so that nothing
-            // that arrived in between is missed.
-            if let Some(s) = self.try_accept()? {
-                return Ok(Some(s));
+        let waiter = match &mut self.waiter {
+            Some(w) => w,
+            None => {
+                // Registration is edge-triggered: look again after registering so that
+                // nothing that arrived in between is missed.
+                let w = Waiter::on(self.listener.as_raw_fd(), Interest::READABLE)?;
+                let w = self.waiter.insert(w);
+                if let Some(s) = Self::accept_from(&self.listener, self.peer, self.port)? {
+                    return Ok(Some(s));
+                }
+                w
             }
-            if on_control() {
-                return Ok(None);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client did not connect in time",
-                ));
-            }
-            match poll.poll(&mut events, Some(deadline - now)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        };
+        waiter.wait(slice)?;
+        self.try_accept()
     }
 
     /// Accepts every pending connection: returns the first from the right peer; closes others.
     fn try_accept(&self) -> io::Result<Option<TcpStream>> {
+        Self::accept_from(&self.listener, self.peer, self.port)
+    }
+
+    fn accept_from(
+        listener: &TcpListener,
+        peer: Option<IpAddr>,
+        port: u16,
+    ) -> io::Result<Option<TcpStream>> {
         // Bounded: a flood of thieves cannot keep this loop going forever.
         for _ in 0..64 {
-            match self.listener.accept() {
+            match listener.accept() {
                 Ok((stream, from)) => {
                     let ip = canonical_ip(from.ip());
-                    match self.peer {
+                    match peer {
                         Some(peer) if peer != ip => {
                             warn!(
-                                "passive port theft attempt: data connection from {from} on port {}, expected {peer}; closed",
-                                self.port
+                                "passive port theft attempt: data connection from {from} on port {port}, expected {peer}; closed"
                             );
                             drop(stream);
                         }
@@ -230,29 +244,98 @@ fn bind_from_list(ip: IpAddr, ports: &PassivePorts) -> io::Result<(TcpListener, 
     ))
 }
 
-/// Connects to the client for an active-mode transfer, from `local_ip` and, when given,
-/// from `local_port` (port 20 by tradition; ports below 1024 need privileges).
-///
-/// Binding before connecting needs `socket2` (std cannot); without a local port the plain
-/// std connect is used.
+/// An active-mode data connection on its way to the client (PORT, EPRT, LPRT): a
+/// non-blocking connect that [`ActiveConnect::connected_within`] waits for a slice at a time.
+#[derive(Debug)]
+pub struct ActiveConnect {
+    /// `None` once handed out.
+    socket: Option<socket2::Socket>,
+    waiter: Waiter,
+}
+
+impl ActiveConnect {
+    /// Starts connecting to `to`, from `local_ip` and, when given, from `local_port` (port 20
+    /// by tradition; ports below 1024 need privileges). Binding before connecting needs
+    /// `socket2` (std cannot).
+    pub fn start(to: SocketAddr, local_ip: IpAddr, local_port: Option<u16>) -> io::Result<Self> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
+        if let Some(port) = local_port {
+            socket.set_reuse_address(true)?;
+            socket.bind(&SocketAddr::new(local_ip, port).into())?;
+        }
+        socket.set_nonblocking(true)?;
+        match socket.connect(&to.into()) {
+            Ok(()) => {}
+            // EINPROGRESS: the connection is on its way.
+            Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let waiter = Waiter::on(socket.as_raw_fd(), Interest::WRITABLE)?;
+        Ok(ActiveConnect {
+            socket: Some(socket),
+            waiter,
+        })
+    }
+
+    /// Waits at most `slice` for the connection: `Ok(Some)` (a blocking socket) once it is
+    /// made, `Ok(None)` while it is on its way, an error when it was refused.
+    pub fn connected_within(&mut self, slice: Duration) -> io::Result<Option<TcpStream>> {
+        if !self.is_connected()? {
+            self.waiter.wait(slice)?;
+            if !self.is_connected()? {
+                return Ok(None);
+            }
+        }
+        let Some(socket) = self.socket.take() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection was handed out already",
+            ));
+        };
+        socket.set_nonblocking(false)?;
+        Ok(Some(socket.into()))
+    }
+
+    fn is_connected(&self) -> io::Result<bool> {
+        let Some(socket) = &self.socket else {
+            return Ok(false);
+        };
+        if let Some(e) = socket.take_error()? {
+            return Err(e);
+        }
+        match socket.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Connects to the client for an active-mode transfer (see [`ActiveConnect`]), waiting at
+/// most `timeout`.
 pub fn connect_active(
     to: SocketAddr,
     local_ip: IpAddr,
     local_port: Option<u16>,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
-    let stream = match local_port {
-        None => TcpStream::connect_timeout(&to, timeout)?,
-        Some(port) => {
-            use socket2::{Domain, Protocol, Socket, Type};
-            let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
-            socket.set_reuse_address(true)?;
-            socket.bind(&SocketAddr::new(local_ip, port).into())?;
-            socket.connect_timeout(&to.into(), timeout)?;
-            socket.into()
+    let deadline = Instant::now() + timeout;
+    let mut connect = ActiveConnect::start(to, local_ip, local_port)?;
+    // Bounded by the deadline; the count is a second guard.
+    for _ in 0..1_000_000 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
         }
-    };
-    Ok(stream)
+        if let Some(s) = connect.connected_within(left)? {
+            return Ok(s);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client did not accept the connection in time",
+    ))
 }
 
 #[cfg(test)]
@@ -262,13 +345,6 @@ mod tests {
     use std::net::Ipv4Addr;
 
     const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-    fn control_pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind((LO, 0)).unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (s, _) = l.accept().unwrap();
-        (c, s)
-    }
 
     #[test]
     fn binds_inside_the_port_list() {
@@ -332,10 +408,19 @@ mod tests {
         TcpListener::bind((LO, port)).expect("a TIME_WAIT port can be bound by a listener");
     }
 
+    /// Waits for the data connection until `deadline`, a slice at a time, as a transfer does.
+    fn accept_until(l: &mut PassiveListener, deadline: Instant) -> io::Result<Option<TcpStream>> {
+        while Instant::now() < deadline {
+            if let Some(s) = l.accept_within(Duration::from_millis(50))? {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
     #[test]
     fn accepts_the_peer_and_refuses_a_thief() {
-        let l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
-        let (_client_ctl, server_ctl) = control_pair();
+        let mut l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
         let thief_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
         let thief =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -346,10 +431,7 @@ mod tests {
         let mut thief: TcpStream = thief.into();
         let mut good = TcpStream::connect((LO, l.port())).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut s = l
-            .accept(deadline, server_ctl.as_raw_fd(), || false)
-            .unwrap()
-            .unwrap();
+        let mut s = accept_until(&mut l, deadline).unwrap().unwrap();
         assert_eq!(s.peer_addr().unwrap(), good.local_addr().unwrap());
         // The thief's connection was closed: it reads end of file (or a reset).
         thief
@@ -362,38 +444,32 @@ mod tests {
         assert_eq!(&b, b"x");
     }
 
+    /// A wait lasts its slice and no more, so that the driver looks at the control connection
+    /// (ABOR, QUIT) between waits; a connection that comes during a later wait is taken.
     #[test]
-    fn accept_times_out_and_stops_on_control() {
-        let l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
-        let (mut client_ctl, server_ctl) = control_pair();
+    fn accept_waits_a_slice_at_a_time() {
+        let mut l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
         let t0 = Instant::now();
-        let err = l
-            .accept(
-                t0 + Duration::from_millis(200),
-                server_ctl.as_raw_fd(),
-                || false,
-            )
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(t0.elapsed() >= Duration::from_millis(200));
-        // Control input arriving during the wait is handed to the callback.
-        client_ctl.write_all(b"ABOR\r\n").unwrap();
-        let mut seen = false;
-        let r = l
-            .accept(
-                Instant::now() + Duration::from_secs(5),
-                server_ctl.as_raw_fd(),
-                || {
-                    let mut b = [0u8; 16];
-                    server_ctl.set_nonblocking(true).unwrap();
-                    let got = (&server_ctl).read(&mut b).map(|n| n > 0).unwrap_or(false);
-                    server_ctl.set_nonblocking(false).unwrap();
-                    seen |= got;
-                    seen
-                },
-            )
-            .unwrap();
-        assert!(r.is_none() && seen);
+        assert!(l
+            .accept_within(Duration::from_millis(200))
+            .unwrap()
+            .is_none());
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_millis(190) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        let port = l.port();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            TcpStream::connect((LO, port)).unwrap()
+        });
+        let s = accept_until(&mut l, Instant::now() + Duration::from_secs(5)).unwrap();
+        let client = late.join().unwrap();
+        assert_eq!(
+            s.expect("the late connection").peer_addr().unwrap(),
+            client.local_addr().unwrap()
+        );
     }
 
     #[test]

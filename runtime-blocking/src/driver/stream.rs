@@ -59,7 +59,7 @@ impl ControlStream {
     /// `recv(MSG_DONTWAIT)`: the socket's blocking mode is not touched.
     pub fn read_now(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let r = match self {
-            ControlStream::Plain(s) => crate::transfer::sys::recv_now(s, buf),
+            ControlStream::Plain(s) => crate::sys::recv_now(s, buf),
             ControlStream::Tls(_) => {
                 self.tcp().set_nonblocking(true)?;
                 let r = self.read(buf);
@@ -316,8 +316,6 @@ impl Write for DataStream {
 pub enum HandshakeError {
     /// The deadline passed.
     TimedOut(Duration),
-    /// The caller's check asked to stop (ABOR, the session closing).
-    Stopped,
     /// The peer closed the connection.
     Closed,
     /// A socket error or a TLS error (rustls' message in the text).
@@ -334,7 +332,6 @@ impl std::fmt::Display for HandshakeError {
                     d.as_secs()
                 )
             }
-            HandshakeError::Stopped => f.write_str("the TLS handshake was interrupted"),
             HandshakeError::Closed => {
                 f.write_str("the peer closed the connection during the TLS handshake")
             }
@@ -343,86 +340,97 @@ impl std::fmt::Display for HandshakeError {
     }
 }
 
-/// Runs the server side of a TLS handshake on `tcp` until it completes (and the messages that
-/// follow it, such as TLS 1.3 session tickets, are written), `deadline` passes, or `wait`
-/// returns true. The deadline is a total: every socket call waits at most until it (and at
-/// most `slice`), and each read hands rustls what has arrived, so a peer that trickles its
-/// ClientHello a byte at a time cannot stretch the handshake. Each time a socket call times
-/// out, `wait` is called (to look at the control connection). The caller sets the timeouts it
-/// wants afterwards.
-pub fn handshake(
+/// Where a handshake stands after [`handshake_step`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeProgress {
+    /// Finished, and what followed it (TLS 1.3 session tickets) written.
+    Done,
+    /// Not yet. `idle`: the step's socket call waited its whole slice without moving a byte.
+    Pending {
+        /// Whether the step moved nothing.
+        idle: bool,
+    },
+}
+
+/// One step of the server side of a TLS handshake on `tcp`: writes what rustls has to send,
+/// or reads what has arrived and hands it to rustls; each socket call waits at most `slice`
+/// and never past `deadline`. The deadline is a total: each read hands rustls whatever has
+/// arrived, so a peer that trickles its ClientHello a byte at a time cannot stretch the
+/// handshake. The caller sets the socket timeouts it wants afterwards.
+pub fn handshake_step(
     conn: &mut ServerConnection,
     tcp: &mut TcpStream,
     deadline: Instant,
+    given: Duration,
     slice: Duration,
-    mut wait: impl FnMut() -> bool,
-) -> Result<(), HandshakeError> {
-    let given = deadline.saturating_duration_since(Instant::now());
-    let timed_out = || HandshakeError::TimedOut(given);
+) -> Result<HandshakeProgress, HandshakeError> {
     let is_timeout = |e: &io::Error| {
         matches!(
             e.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
         )
     };
+    if !conn.is_handshaking() && !conn.wants_write() {
+        return Ok(HandshakeProgress::Done);
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(HandshakeError::TimedOut(given));
+    }
+    let step = left.min(slice).max(Duration::from_millis(1));
+    let idle = |e: &io::Error| is_timeout(e) || e.kind() == io::ErrorKind::Interrupted;
+    if conn.wants_write() {
+        tcp.set_write_timeout(Some(step))
+            .map_err(HandshakeError::Failed)?;
+        return match conn.write_tls(tcp) {
+            Ok(_) => Ok(HandshakeProgress::Pending { idle: false }),
+            Err(e) if idle(&e) => Ok(HandshakeProgress::Pending { idle: true }),
+            Err(e) => Err(HandshakeError::Failed(e)),
+        };
+    }
+    if !conn.wants_read() {
+        // Neither: nothing more can happen (not expected while handshaking).
+        return Err(HandshakeError::Closed);
+    }
+    tcp.set_read_timeout(Some(step))
+        .map_err(HandshakeError::Failed)?;
+    match conn.read_tls(tcp) {
+        Ok(0) => Err(HandshakeError::Closed),
+        Ok(_) => match conn.process_new_packets() {
+            Ok(_) => Ok(HandshakeProgress::Pending { idle: false }),
+            Err(e) => {
+                // Tell the peer why (rustls queued an alert), as rustls' own driver does.
+                let _ = tcp.set_write_timeout(Some(step));
+                let _ = conn.write_tls(tcp);
+                Err(HandshakeError::Failed(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    e,
+                )))
+            }
+        },
+        Err(e) if idle(&e) => Ok(HandshakeProgress::Pending { idle: true }),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(HandshakeError::Closed),
+        Err(e) => Err(HandshakeError::Failed(e)),
+    }
+}
+
+/// Runs the server side of a TLS handshake on `tcp` to its end (see [`handshake_step`]), or
+/// until `deadline`. For a control connection, which has nothing else to watch meanwhile.
+pub fn handshake(
+    conn: &mut ServerConnection,
+    tcp: &mut TcpStream,
+    deadline: Instant,
+    slice: Duration,
+) -> Result<(), HandshakeError> {
+    let given = deadline.saturating_duration_since(Instant::now());
     // Bounded: each round moves bytes or waits up to `slice`, and the deadline ends it; the
     // count is a second guard.
     for _ in 0..1_000_000 {
-        if !conn.is_handshaking() && !conn.wants_write() {
+        if handshake_step(conn, tcp, deadline, given, slice)? == HandshakeProgress::Done {
             return Ok(());
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out());
-        }
-        let step = left.min(slice).max(Duration::from_millis(1));
-        if conn.wants_write() {
-            tcp.set_write_timeout(Some(step))
-                .map_err(HandshakeError::Failed)?;
-            match conn.write_tls(tcp) {
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => {
-                    if wait() {
-                        return Err(HandshakeError::Stopped);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(HandshakeError::Failed(e)),
-            }
-            continue;
-        }
-        if !conn.wants_read() {
-            // Neither: nothing more can happen (not expected while handshaking).
-            return Err(HandshakeError::Closed);
-        }
-        tcp.set_read_timeout(Some(step))
-            .map_err(HandshakeError::Failed)?;
-        match conn.read_tls(tcp) {
-            Ok(0) => return Err(HandshakeError::Closed),
-            Ok(_) => {
-                if let Err(e) = conn.process_new_packets() {
-                    // Tell the peer why (rustls queued an alert), as rustls' own driver does.
-                    let _ = tcp.set_write_timeout(Some(step));
-                    let _ = conn.write_tls(tcp);
-                    return Err(HandshakeError::Failed(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        e,
-                    )));
-                }
-            }
-            Err(e) if is_timeout(&e) => {
-                if wait() {
-                    return Err(HandshakeError::Stopped);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(HandshakeError::Closed)
-            }
-            Err(e) => return Err(HandshakeError::Failed(e)),
-        }
     }
-    Err(timed_out())
+    Err(HandshakeError::TimedOut(given))
 }
 
 /// How long [`stop_tls`] waits for the client's close_notify.

@@ -12,12 +12,12 @@
 //! How (the transfer code's `direct_upload` drives it): the first [`CHUNK`] of a binary upload
 //! without a rate limit goes the ordinary way (splice, or read and write), so small files stay
 //! in the page cache, where a partner's back end will read them. From there, if the file's
-//! position is aligned and the file system takes `O_DIRECT` ([`super::sys::set_direct`]), the
+//! position is aligned and the file system takes `O_DIRECT` ([`crate::sys::set_direct`]), the
 //! data connection is read into one [`Chunk`] while a writer thread ([`write_chunks`]) writes
 //! the other: reading the network and writing the device overlap, and memory per upload stays
 //! at two chunks. The last chunk's aligned part goes direct, its tail the ordinary way.
 
-use super::sys;
+use crate::sys;
 use crossbeam_channel::{Receiver, Sender};
 use std::fs::File;
 use std::io::{self, Write};

@@ -1,21 +1,27 @@
-//! The Linux system calls of the data path that the standard library does not offer:
-//! `sendfile(2)` (file → socket), `splice(2)` through a pipe (socket → file), the pipe's size
-//! (`fcntl(F_SETPIPE_SZ)`), `O_DIRECT` on and off (`fcntl(F_SETFL)`), swapping two names
-//! (`renameat2(RENAME_EXCHANGE)`, which puts a finished upload in place), and a receive that
-//! does not wait (`recv(MSG_DONTWAIT)`, so that
-//! looking at the control connection between chunks costs one system call and does not
-//! toggle the socket's blocking mode).
+//! Every system call the runtime makes that the standard library does not offer, and the
+//! only place in the runtime with `unsafe` code (the rest of the crate is
+//! `#![deny(unsafe_code)]`, as vsftpd keeps its system calls behind sysutil.c):
+//!
+//! - the data path: `sendfile(2)` (file → socket), `splice(2)` through a pipe (socket → file),
+//!   the pipe's size (`fcntl(F_SETPIPE_SZ)`), `O_DIRECT` on and off (`fcntl(F_SETFL)`),
+//!   swapping two names (`renameat2(RENAME_EXCHANGE)`, which puts a finished upload in place),
+//!   and a receive that does not wait (`recv(MSG_DONTWAIT)`, so that looking at the control
+//!   connection between chunks costs one system call and does not toggle the socket's
+//!   blocking mode);
+//! - the open-file limit (`getrlimit`/`setrlimit(RLIMIT_NOFILE)`, [`open_file_limit`]);
+//! - ending an event command's process group (`kill(-pgid, SIGKILL)`, [`kill_group`]).
 //!
 //! Each call sits in a small commented `unsafe` block: descriptors are borrowed from live
 //! objects for the whole call, and the kernel touches no user memory but the pointers given.
 //! No `libc` crate: the few declarations and constants below are the same on every Linux
 //! architecture (`loff_t` is 64 bits everywhere; `F_SETPIPE_SZ` = `F_LINUX_SPECIFIC_BASE` + 7;
-//! the `SPLICE_F_*` and `MSG_DONTWAIT` values are generic). `sendfile` keeps to 64-bit targets,
-//! where `off_t` is 64 bits. Elsewhere every function here has a portable fallback or
-//! reports [`io::ErrorKind::Unsupported`], and the transfer code uses read and write.
+//! the `SPLICE_F_*` and `MSG_DONTWAIT` values are generic). `sendfile` and the rlimit calls
+//! keep to 64-bit targets, where `off_t` and `rlim_t` are 64 bits. Elsewhere every function here
+//! has a portable fallback or reports [`io::ErrorKind::Unsupported`], and the callers use read
+//! and write (or skip raising the limit).
 //!
-//! This module decides nothing: the transfer code chooses when to use it and what to do on
-//! errors ([`unsupported`] tells "this pair of descriptors cannot do that" apart).
+//! This module decides nothing: its callers choose when to use it and what to do on errors
+//! ([`unsupported`] tells "this pair of descriptors cannot do that" apart).
 
 use std::fs::File;
 use std::io;
@@ -481,6 +487,100 @@ pub fn exchange(_a: &std::path::Path, _b: &std::path::Path) -> io::Result<()> {
 /// The alignment of offsets, addresses and lengths for direct I/O: 4 KiB, the largest
 /// logical block size of common devices and the page size.
 pub const DIRECT_ALIGN: usize = 4096;
+
+/// The open-file limit as (soft, hard); `RLIM_INFINITY` reads as `u64::MAX`. `None` where it
+/// cannot be read.
+#[cfg(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    not(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))
+))]
+pub mod open_file_limit {
+    use std::os::raw::c_int;
+
+    /// `RLIMIT_NOFILE` on Linux (but for the architectures excluded above).
+    const RLIMIT_NOFILE: c_int = 7;
+
+    /// `struct rlimit`: `rlim_t` is `unsigned long`, 64 bits on 64-bit Linux.
+    #[repr(C)]
+    struct RLimit {
+        cur: u64,
+        max: u64,
+    }
+
+    extern "C" {
+        fn getrlimit(resource: c_int, rlim: *mut RLimit) -> c_int;
+        fn setrlimit(resource: c_int, rlim: *const RLimit) -> c_int;
+    }
+
+    /// (soft, hard); `RLIM_INFINITY` reads as `u64::MAX`.
+    pub fn get() -> Option<(u64, u64)> {
+        let mut r = RLimit { cur: 0, max: 0 };
+        // SAFETY: getrlimit writes one `struct rlimit` (laid out as RLimit) to a valid,
+        // exclusively borrowed location.
+        let rc = unsafe { getrlimit(RLIMIT_NOFILE, &mut r) };
+        (rc == 0).then_some((r.cur, r.max))
+    }
+
+    /// Sets (soft, hard); true on success.
+    pub fn set(soft: u64, hard: u64) -> bool {
+        let r = RLimit {
+            cur: soft,
+            max: hard,
+        };
+        // SAFETY: setrlimit reads one `struct rlimit` from a valid location.
+        unsafe { setrlimit(RLIMIT_NOFILE, &r) == 0 }
+    }
+}
+
+/// Elsewhere: the limit is left as it is.
+#[cfg(not(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    not(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))
+)))]
+pub mod open_file_limit {
+    /// Not readable here.
+    pub fn get() -> Option<(u64, u64)> {
+        None
+    }
+
+    /// Not settable here.
+    pub fn set(_soft: u64, _hard: u64) -> bool {
+        false
+    }
+}
+
+/// SIGKILL to the process group `pgid` (a command started as its leader, with
+/// `process_group(0)`). Does nothing for group ids 0 and 1 or ones that do not fit.
+#[cfg(unix)]
+pub fn kill_group(pgid: u32) {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    const SIGKILL: i32 = 9;
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; a negative pid names
+    // the process group the command leads.
+    unsafe {
+        kill(-pgid, SIGKILL);
+    }
+}
 
 #[cfg(test)]
 mod tests {
