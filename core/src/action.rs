@@ -137,7 +137,9 @@ pub enum ActionKind {
     /// [`OutcomeKind::TransferStarted`] once the file (or listing) and the data connection are
     /// both open, any number of [`OutcomeKind::TransferProgress`], then one
     /// [`OutcomeKind::TransferEnded`]. A transfer that fails before it starts sends only
-    /// `TransferEnded`.
+    /// `TransferEnded`. An upload is settled before its `TransferEnded`: put in place when all
+    /// of it arrived (or [`TransferError::NotPlaced`]), discarded otherwise (see the crate
+    /// documentation, *The contract a driver follows*).
     Transfer(TransferPlan),
     /// The 234 reply to AUTH has been queued: write it, then run the TLS handshake (server side)
     /// on the control connection. Bytes read after the AUTH line and before the handshake were

@@ -18,46 +18,54 @@
 //! offset, direction, representation, data endpoint) and the runtime moves the bytes, applying
 //! the pure codecs of [`codec`] only when the representation needs it (TYPE A).
 //!
-//! # Driving a session over a blocking socket
+//! # The contract a driver follows
 //!
-//! `run` stands for the runtime's own code that carries out actions.
+//! The core decides; the driver only does. Every reply is the core's and is written as it
+//! comes, never edited or replaced; every policy question is answered in the core. The rules:
 //!
-//! ```no_run
-//! use std::io::{ErrorKind, Read, Write};
-//! use std::net::TcpStream;
-//! use std::sync::Arc;
-//! use std::time::{Duration, Instant};
-//! use wharf_core::{Action, Config, Outcome, Output, Session};
+//! 1. **Drain until `None`.** After [`Session::new`] and after every `handle_*` call, call
+//!    [`Session::poll_output`] until it returns `None`, handling each output in order: write a
+//!    [`Output::Reply`] before handling what follows it, carry out each [`Output::Action`],
+//!    and stop reading at [`Output::Close`] (flush what was written, then close).
+//! 2. **Outcomes name their action.** Report each action's result with
+//!    [`Session::handle_outcome`] and the action's [`ActionId`]; [`ActionKind`] lists which
+//!    outcome answers which action, and which actions have none (`ClosePassive`, `StopTls`,
+//!    `LoginEnded`, `Notify`, `AbortTransfer`). While one action is outstanding the session
+//!    takes no further command, so outcomes may come later (the driver keeps reading input
+//!    and calling `handle_input`; the session buffers it, within
+//!    [`Config::max_buffered_input`]).
+//! 3. **TLS.** [`ActionKind::StartTls`] follows the `234` reply: write the reply, then run
+//!    the server handshake on the control connection, feeding the session nothing read before
+//!    the handshake ended; report [`OutcomeKind::TlsEstablished`] (a failure: report it and
+//!    close). [`ActionKind::StopTls`] follows the reply to CCC or REIN: write that reply
+//!    protected, then exchange close_notify and go on in the clear on the same socket.
+//! 4. **A transfer is a task the driver runs and reports on, never a place to call back
+//!    from.** [`ActionKind::Transfer`] starts it. Report
+//!    [`OutcomeKind::TransferStarted`] once the file (or listing) and the data connection are
+//!    both open — and write the `150` that it produces before a PROT P handshake on the data
+//!    connection (clients start TLS after reading it) — then any number of
+//!    [`OutcomeKind::TransferProgress`] (before feeding control input, so `STAT` is current),
+//!    then exactly one [`OutcomeKind::TransferEnded`]. A transfer that fails before it starts
+//!    reports only `TransferEnded`. While it runs the driver's own loop keeps reading the
+//!    control connection and feeding it to `handle_input` like any other input: the session
+//!    answers `ABOR`, `STAT`, `NOOP` and `QUIT` at once and holds other commands until the
+//!    end. [`ActionKind::AbortTransfer`] asks the driver to stop it as soon as possible; it
+//!    then ends with [`TransferError::Aborted`] (or normally, if it had finished already).
+//!    If the control connection goes, stop the transfer ([`Lost::ControlClosed`]), report its
+//!    end, then call [`Session::handle_disconnect`].
+//! 5. **An upload is settled before its end is reported.** When all of an upload has
+//!    arrived the driver puts the file in place (atomic uploads: the rename or exchange) and
+//!    only then reports `TransferEnded`: `Ok(())` means the file is in place, and a file that
+//!    could not be put in place is [`TransferError::NotPlaced`]. An upload that did not
+//!    complete is discarded. The core then chooses `226`, `451`/`452` or `426`, and emits
+//!    `upload_complete` only after the `226` it queued. Failure reasons are typed
+//!    ([`TransferError`], [`Lost`]); the driver never encodes them in text for the core.
+//! 6. **Time is input.** Call [`Session::handle_timeout`] when the instant
+//!    [`Session::poll_timeout`] gave has come (`None`: nothing is due while an action is
+//!    outstanding or a transfer runs). Before login, [`Session::login_deadline`] also bounds
+//!    anything the driver does for the client (a reply it does not read, a TLS handshake).
 //!
-//! fn drive(mut sock: TcpStream, mut run: impl FnMut(Action) -> Vec<Outcome>) -> std::io::Result<()> {
-//!     let (peer, local) = (sock.peer_addr()?, sock.local_addr()?);
-//!     let mut session = Session::new(Arc::new(Config::default()), peer, local, Instant::now());
-//!     let mut buf = [0u8; 4096];
-//!     loop {
-//!         while let Some(output) = session.poll_output() {
-//!             match output {
-//!                 Output::Reply(reply) => sock.write_all(reply.as_bytes())?,
-//!                 Output::Action(action) => for outcome in run(action) {
-//!                     session.handle_outcome(Instant::now(), outcome);
-//!                 },
-//!                 Output::Close => return Ok(()),
-//!             }
-//!         }
-//!         let wait = session.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
-//!         sock.set_read_timeout(wait.map(|d| d.max(Duration::from_millis(1))))?;
-//!         match sock.read(&mut buf) {
-//!             Ok(0) => return Ok(()),
-//!             Ok(n) => session.handle_input(Instant::now(), &buf[..n]),
-//!             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-//!                 session.handle_timeout(Instant::now())
-//!             }
-//!             Err(e) => return Err(e),
-//!         }
-//!     }
-//! }
-//! ```
-//!
-//! # Modules
+//! //! # Modules
 //! - [`framing`]: CRLF line framing, Telnet IAC stripping, line-length bound.
 //! - [`command`]: the command parser.
 //! - [`reply`]: reply encoding (RFC 959 multi-line rules).

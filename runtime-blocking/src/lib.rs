@@ -2,13 +2,14 @@
 //! worker thread per connection from a bounded pool, real sockets and files.
 //!
 //! The core decides everything the protocol and policy say; this crate does the I/O it asks
-//! for and nothing else:
-//! - [`server`]: the acceptor (one mio poll over the listeners) and the bounded worker pool;
-//! - [`conn`]: the per-connection loop that drives a [`wharf_core::Session`];
-//! - [`transfer`]: moving file data (sendfile for binary retrieves), with ABOR mid-transfer;
-//! - [`data`]: passive listeners and active connections;
-//! - [`server`] also holds what sessions share about logins: the counts behind the login
-//!   limits, the ban of addresses that fail too often, the reloadable user store;
+//! for and nothing else. Each connection is the loop the core's documentation shows
+//! ([`driver`]): read the control connection, `handle_input`, drain `poll_output`, carry out
+//! actions and report their outcomes; a transfer is a task the loop steps, answering the
+//! control connection between steps.
+//!
+//! - [`server`]: the listeners and the bounded worker pool, and what sessions share;
+//! - [`driver`]: one connection: the session loop, the actions, TLS on the control
+//!   connection, data connections, the transfer task;
 //! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root,
 //!   with owners and modes ([`meta`]: records beside the data) and atomic uploads;
 //! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
@@ -17,10 +18,11 @@
 //!   sessions need;
 //! - [`events`]: events to the events file, the event command ([`event_command`]), the
 //!   transfer log ([`xferlog`]) and the live statistics ([`stats`]) behind SITE WHO / STAT;
-//! - [`stream`]: control and data streams, plain TCP or TLS, and the blocking TLS steps
-//!   (bounded handshake, the end of TLS after CCC/REIN);
 //! - [`tls`]: certificates, keys and the rustls configurations (FTPS; see docs/ftps.md);
+//! - [`sys`]: every system call std does not offer — the only module with `unsafe` code;
 //! - [`cli`]: the `wharf` command line.
+
+#![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;
@@ -34,6 +36,7 @@ pub mod server;
 pub mod stats;
 pub mod storage;
 pub mod store;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;
 pub mod users;
