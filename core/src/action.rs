@@ -168,6 +168,21 @@ pub enum ActionKind {
     /// Information only the runtime holds, for an administrator's SITE command.
     /// Answer: [`OutcomeKind::AdminInfo`].
     AdminQuery(AdminQuery),
+    /// Compute the checksum of a file's bytes, as a download in TYPE I and MODE S would receive
+    /// them, from `start` to `end` (excluded; `None`: to the end of the file). It runs as a
+    /// transfer does (ABOR stops it with [`ActionKind::AbortTransfer`]; STAT shows its
+    /// progress): answers, any number of [`OutcomeKind::TransferProgress`], then one
+    /// [`OutcomeKind::Checksummed`].
+    Checksum {
+        /// The file.
+        path: VirtualPath,
+        /// Which checksum.
+        algorithm: ChecksumAlgorithm,
+        /// The first byte.
+        start: u64,
+        /// The end of the range (excluded), or the end of the file.
+        end: Option<u64>,
+    },
     /// Stop the transfer named `transfer` as soon as possible and close its data connection;
     /// it then ends with [`TransferError::Aborted`] (or normally, if it had already finished).
     /// No outcome of its own.
@@ -175,6 +190,66 @@ pub enum ActionKind {
         /// The id of the [`ActionKind::Transfer`] to stop.
         transfer: ActionId,
     },
+}
+
+/// A checksum algorithm of HASH (draft-bryan-ftpext-hash; names from IANA's "Hash Function
+/// Textual Names") and of the older XCRC, XMD5, XSHA1, XSHA256, XSHA512.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumAlgorithm {
+    /// SHA-256: HASH's default.
+    Sha256,
+    /// SHA-512.
+    Sha512,
+    /// SHA-1 (every HASH server must offer it).
+    Sha1,
+    /// MD5.
+    Md5,
+    /// CRC-32 (IEEE 802.3, as zlib computes it).
+    Crc32,
+}
+
+impl ChecksumAlgorithm {
+    /// Every algorithm, in the order FEAT lists them.
+    pub const ALL: [ChecksumAlgorithm; 5] = [
+        ChecksumAlgorithm::Sha256,
+        ChecksumAlgorithm::Sha512,
+        ChecksumAlgorithm::Sha1,
+        ChecksumAlgorithm::Md5,
+        ChecksumAlgorithm::Crc32,
+    ];
+
+    /// The name HASH, OPTS HASH and FEAT use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Sha256 => "SHA-256",
+            ChecksumAlgorithm::Sha512 => "SHA-512",
+            ChecksumAlgorithm::Sha1 => "SHA-1",
+            ChecksumAlgorithm::Md5 => "MD5",
+            ChecksumAlgorithm::Crc32 => "CRC32",
+        }
+    }
+
+    /// The algorithm a name stands for (case does not matter; `CRC-32` too).
+    pub fn from_name(name: &str) -> Option<ChecksumAlgorithm> {
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("CRC-32") {
+            return Some(ChecksumAlgorithm::Crc32);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A computed checksum ([`OutcomeKind::Checksummed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChecksumValue {
+    /// The checksum in lower-case hexadecimal.
+    pub hex: String,
+    /// The first byte hashed.
+    pub start: u64,
+    /// The end of what was hashed (excluded).
+    pub end: u64,
 }
 
 /// Everything the runtime needs to run one transfer.
@@ -355,6 +430,8 @@ pub enum OutcomeKind {
     /// The TLS handshake on the control connection finished (or failed: the runtime closes the
     /// connection after reporting it).
     TlsEstablished(Result<TlsInfo, String>),
+    /// The answer to [`ActionKind::Checksum`].
+    Checksummed(Result<ChecksumValue, TransferError>),
     /// The transfer is over.
     TransferEnded {
         /// Bytes moved on the data connection.
@@ -767,6 +844,9 @@ pub enum TransferError {
     /// the rename into place failed). Reply 451 (452 when the disk is full); the upload
     /// counts as failed.
     NotPlaced(StorageError),
+    /// The server is busy with as many of these as it allows at once (checksums); the text
+    /// says so. Reply 450: try again later.
+    Busy(String),
 }
 
 /// How a data connection was lost ([`TransferError::ConnectionLost`]).
@@ -806,6 +886,7 @@ impl fmt::Display for TransferError {
             TransferError::Storage(e) => write!(f, "{e}"),
             TransferError::Tls(s) => write!(f, "data connection TLS failed: {s}"),
             TransferError::NotPlaced(e) => write!(f, "the file could not be put in place: {e}"),
+            TransferError::Busy(s) => f.write_str(s),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! implemented, 522 for a network protocol not supported (RFC 2428). Commands borrow their
 //! arguments from the line, so parsing allocates nothing.
 
+use crate::action::ChecksumAlgorithm;
 use crate::addr;
 use core::net::SocketAddr;
 
@@ -93,6 +94,24 @@ pub enum Command<'a> {
     Opts(&'a str),
     Size(&'a str),
     Mdtm(&'a str),
+    /// HASH (draft-bryan-ftpext-hash): the checksum of a file in the selected algorithm.
+    Hash(&'a str),
+    /// RANG (draft-bryan-ftp-range): the byte range the next HASH covers, both ends
+    /// included; `RANG 1 0` resets it.
+    Rang(u64, u64),
+    /// XCRC, XMD5, XSHA1, XSHA256, XSHA512: the checksum of a file, or of a byte range of it
+    /// (`start` included, `end` excluded), in that algorithm.
+    XChecksum {
+        algorithm: ChecksumAlgorithm,
+        path: &'a str,
+        start: u64,
+        end: Option<u64>,
+    },
+    /// LANG (RFC 2640), with the language tag asked for, if any.
+    Lang(Option<&'a str>),
+    /// PRET (pre-transfer, for servers that pick a data node per transfer): the transfer
+    /// command that will follow.
+    Pret(&'a str),
     /// MFMT, or MDTM with a time before the path (ncftp): set a file's modification time.
     Mfmt {
         time: crate::time::UnixTime,
@@ -148,7 +167,12 @@ pub const VERBS: &[VerbInfo] = &[
     ),
     v("EPSV", "EPSV [1|2|ALL] (extended passive mode)"),
     v("FEAT", "FEAT (list extensions)"),
+    v(
+        "HASH",
+        "HASH <path> (checksum in the algorithm OPTS HASH selects)",
+    ),
     v("HELP", "HELP [<command>]"),
+    v("LANG", "LANG [EN] (language of replies)"),
     v("LIST", "LIST [<path>] (long directory listing)"),
     v(
         "LPRT",
@@ -174,9 +198,17 @@ pub const VERBS: &[VerbInfo] = &[
     v("PASV", "PASV (passive mode)"),
     v("PBSZ", "PBSZ 0"),
     v("PORT", "PORT <h1,h2,h3,h4,p1,p2> (active data connection)"),
+    v(
+        "PRET",
+        "PRET <transfer command> (announce the next transfer)",
+    ),
     v("PROT", "PROT C|P (data channel protection)"),
     v("PWD", "PWD (print working directory)"),
     v("QUIT", "QUIT (end the session)"),
+    v(
+        "RANG",
+        "RANG <start> <end> (byte range of the next HASH; RANG 1 0 resets)",
+    ),
     v("REIN", "REIN (log out, keep the connection)"),
     v("REST", "REST <offset> (restart a transfer at offset)"),
     v("RETR", "RETR <path> (download a file)"),
@@ -193,11 +225,16 @@ pub const VERBS: &[VerbInfo] = &[
     v("SYST", "SYST (system type)"),
     v("TYPE", "TYPE A|I|L 8 (representation type)"),
     v("USER", "USER <name>"),
+    v("XCRC", "XCRC <path> [<start> [<end>]] (CRC-32)"),
     v("XCUP", "XCUP (as CDUP)"),
     v("XCWD", "XCWD <path> (as CWD)"),
+    v("XMD5", "XMD5 <path> [<start> [<end>]] (MD5)"),
     v("XMKD", "XMKD <path> (as MKD)"),
     v("XPWD", "XPWD (as PWD)"),
     v("XRMD", "XRMD <path> (as RMD)"),
+    v("XSHA1", "XSHA1 <path> [<start> [<end>]] (SHA-1)"),
+    v("XSHA256", "XSHA256 <path> [<start> [<end>]] (SHA-256)"),
+    v("XSHA512", "XSHA512 <path> [<start> [<end>]] (SHA-512)"),
 ];
 
 const fn v(name: &'static str, syntax: &'static str) -> VerbInfo {
@@ -220,10 +257,14 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, ParseError> {
     if verb.is_empty() {
         return Err(ParseError::new(500, "Empty command line."));
     }
-    if verb.len() > 4 || !verb.bytes().all(|b| b.is_ascii_alphabetic()) {
+    // Verbs are letters, but for the checksum commands' digits (XSHA256); at most 7 long.
+    let well_formed = verb.len() <= 7
+        && verb.as_bytes()[0].is_ascii_alphabetic()
+        && verb.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !well_formed {
         return Err(unknown(verb));
     }
-    let mut up = [0u8; 4];
+    let mut up = [0u8; 7];
     up[..verb.len()].copy_from_slice(verb.as_bytes());
     up.make_ascii_uppercase();
     let up = &up[..verb.len()];
@@ -346,12 +387,91 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, ParseError> {
                 ))
             }
         },
+        b"HASH" => Command::Hash(need("a file name")?),
+        b"RANG" => {
+            let bad = || ParseError::new(501, "RANG needs a start and an end byte: RANG 0 49.");
+            let mut parts = need("a start and an end byte")?.split_ascii_whitespace();
+            let mut num = || {
+                parts
+                    .next()
+                    .and_then(|p| p.parse::<u64>().ok())
+                    .ok_or_else(bad)
+            };
+            let (start, end) = (num()?, num()?);
+            if parts.next().is_some() {
+                return Err(bad());
+            }
+            Command::Rang(start, end)
+        }
+        b"XCRC" | b"XMD5" | b"XSHA1" | b"XSHA256" | b"XSHA512" => {
+            let algorithm = match up {
+                b"XCRC" => ChecksumAlgorithm::Crc32,
+                b"XMD5" => ChecksumAlgorithm::Md5,
+                b"XSHA1" => ChecksumAlgorithm::Sha1,
+                b"XSHA256" => ChecksumAlgorithm::Sha256,
+                _ => ChecksumAlgorithm::Sha512,
+            };
+            let (path, start, end) = parse_x_checksum(need("a file name")?)?;
+            Command::XChecksum {
+                algorithm,
+                path,
+                start,
+                end,
+            }
+        }
+        b"LANG" => Command::Lang(opt().map(str::trim)),
+        b"PRET" => Command::Pret(need("a transfer command")?),
         b"AUTH" => Command::Auth(need("a mechanism")?),
         b"PBSZ" => Command::Pbsz(need("a buffer size")?),
         b"PROT" => Command::Prot(need("a protection level")?),
         b"CCC" => Command::Ccc,
         _ => return Err(unknown(verb)),
     })
+}
+
+/// The argument of XCRC and its kin: `"path with spaces" [start [end]]`, or an unquoted path
+/// optionally followed by one or two byte offsets (the last words, when they are numbers).
+fn parse_x_checksum(arg: &str) -> Result<(&str, u64, Option<u64>), ParseError> {
+    let bad = || ParseError::new(501, "Use: XCRC \"<path>\" [<start> [<end>]].");
+    let (path, rest) = match arg.strip_prefix('"') {
+        Some(quoted) => {
+            let close = quoted.find('"').ok_or_else(bad)?;
+            (&quoted[..close], quoted[close + 1..].trim())
+        }
+        None => {
+            // Up to two trailing numbers are the range.
+            let mut path = arg.trim_end();
+            let mut numbers = 0;
+            while numbers < 2 {
+                match path.rsplit_once(' ') {
+                    Some((head, last))
+                        if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        path = head.trim_end();
+                        numbers += 1;
+                    }
+                    _ => break,
+                }
+            }
+            (path, arg[path.len()..].trim())
+        }
+    };
+    if path.is_empty() {
+        return Err(bad());
+    }
+    let mut nums = rest.split_ascii_whitespace();
+    let start = match nums.next() {
+        Some(n) => n.parse::<u64>().map_err(|_| bad())?,
+        None => 0,
+    };
+    let end = match nums.next() {
+        Some(n) => Some(n.parse::<u64>().map_err(|_| bad())?),
+        None => None,
+    };
+    if nums.next().is_some() || end.is_some_and(|e| e < start) {
+        return Err(bad());
+    }
+    Ok((path, start, end))
 }
 
 /// `YYYYMMDDHHMMSS[.fff] <path>`: `None` when the argument does not start with 14 digits and

@@ -97,9 +97,9 @@ pub mod fuzzing;
 pub mod testkit;
 
 pub use action::{
-    Account, Action, ActionId, ActionKind, DataEndpoint, DataProtection, LoginError, Lost, Outcome,
-    OutcomeKind, Representation, Secret, SessionReuse, StorageError, StoreMode, TlsInfo,
-    TransferError, TransferKind, TransferPlan,
+    Account, Action, ActionId, ActionKind, ChecksumAlgorithm, ChecksumValue, DataEndpoint,
+    DataProtection, LoginError, Lost, Outcome, OutcomeKind, Representation, Secret, SessionReuse,
+    StorageError, StoreMode, TlsInfo, TransferError, TransferKind, TransferPlan,
 };
 pub use config::{Config, TlsOverride, TlsPolicy};
 pub use listing::{FileInfo, FileKind};

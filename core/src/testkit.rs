@@ -37,10 +37,10 @@
 //! recorded in [`Harness::anomalies`]; fuzz targets and properties assert there is none.
 
 use crate::action::{
-    Account, Action, ActionId, ActionKind, AdminInfo, AdminQuery, DataEndpoint, Event, EventKind,
-    LoginCounts, LoginError, Lost, Outcome, OutcomeKind, Ownership, Representation, ServerStats,
-    SessionSummary, StorageError, StoreMode, TlsInfo, TransferError, TransferKind, TransferPlan,
-    UserSummary,
+    Account, Action, ActionId, ActionKind, AdminInfo, AdminQuery, ChecksumValue, DataEndpoint,
+    Event, EventKind, LoginCounts, LoginError, Lost, Outcome, OutcomeKind, Ownership,
+    Representation, ServerStats, SessionSummary, StorageError, StoreMode, TlsInfo, TransferError,
+    TransferKind, TransferPlan, UserSummary,
 };
 use crate::codec::{AsciiDecoder, AsciiEncoder};
 use crate::config::Config;
@@ -599,6 +599,37 @@ impl MemFs {
             }
         }
         Ok(())
+    }
+
+    /// A stand-in checksum of a file's bytes from `start` to `end` ([`ActionKind::Checksum`]):
+    /// the CRC-32 of those bytes in hexadecimal, whatever the algorithm (the runtime computes
+    /// the real ones; the test kit checks the session's side: ranges, replies, aborts).
+    pub fn checksum(
+        &self,
+        path: &str,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<ChecksumValue, StorageError> {
+        match self.entries.get(path) {
+            None => Err(StorageError::NotFound),
+            Some(Entry {
+                node: Node::Dir, ..
+            }) => Err(StorageError::IsADirectory),
+            Some(Entry {
+                node: Node::File(d),
+                ..
+            }) => {
+                let len = d.len() as u64;
+                let end = end.unwrap_or(len).min(len);
+                let start = start.min(end);
+                let bytes = &d[start as usize..end as usize];
+                Ok(ChecksumValue {
+                    hex: format!("{:08x}", crc32(bytes)),
+                    start,
+                    end,
+                })
+            }
+        }
     }
 
     /// The TYPE A size of a file ([`ActionKind::AsciiSize`]), counted in chunks as a runtime
@@ -1287,6 +1318,13 @@ impl Harness {
                 OutcomeKind::Done(self.fs.rename(from.as_str(), to.as_str()))
             }
             ActionKind::AsciiSize { path } => OutcomeKind::Size(self.fs.ascii_size(path.as_str())),
+            ActionKind::Checksum {
+                path, start, end, ..
+            } => OutcomeKind::Checksummed(
+                self.fs
+                    .checksum(path.as_str(), start, end)
+                    .map_err(TransferError::Storage),
+            ),
             ActionKind::ListenPassive { ip, peer } => {
                 OutcomeKind::PassiveListening(self.listen(ip, peer))
             }
@@ -1705,4 +1743,21 @@ impl Harness {
             _ => Vec::new(),
         }
     }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib computes it), bit by bit: the test kit's stand-in
+/// checksum.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

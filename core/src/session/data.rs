@@ -1,6 +1,7 @@
 //! Data connections: PASV/EPSV/LPSV and PORT/EPRT/LPRT (with the bounce and theft checks),
 //! and the life of a transfer from the transfer command to its final reply and events.
 
+use super::checksum::ChecksumRequest;
 use super::{Pending, Session};
 use crate::action::{
     ActionId, ActionKind, DataEndpoint, DataProtection, EventKind, OutcomeKind, Representation,
@@ -26,12 +27,14 @@ pub(super) enum PassiveKind {
     Lpsv,
 }
 
-/// Which way a file moves, for the events after the transfer.
+/// Which way a file moves, for the events after the transfer; or a checksum, which the
+/// session runs like a transfer without a data connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Direction {
     Download,
     Upload,
     Listing,
+    Checksum,
 }
 
 #[derive(Debug)]
@@ -49,6 +52,8 @@ pub(super) struct Transfer {
     /// The file (for uploads under STOU, the name the runtime chose).
     path: Option<VirtualPath>,
     representation: Representation,
+    /// For a checksum, what was asked.
+    checksum: Option<Box<ChecksumRequest>>,
 }
 
 impl Session {
@@ -325,6 +330,32 @@ impl Session {
             direction,
             path,
             representation,
+            checksum: None,
+        });
+    }
+
+    /// Tracks a task that runs like a transfer but without a data connection (a checksum):
+    /// started at once, answered by its own outcome.
+    pub(super) fn track_task(
+        &mut self,
+        id: ActionId,
+        what: String,
+        direction: Direction,
+        path: Option<VirtualPath>,
+        checksum: Option<Box<ChecksumRequest>>,
+    ) {
+        self.transfer = Some(Transfer {
+            id,
+            what,
+            size: None,
+            started: true,
+            started_at: None,
+            bytes: 0,
+            abort_requested: false,
+            direction,
+            path,
+            representation: Representation::Binary,
+            checksum,
         });
     }
 
@@ -372,6 +403,22 @@ impl Session {
                 self.reply(150, &text);
             }
             OutcomeKind::TransferProgress { bytes } => t.bytes = bytes,
+            OutcomeKind::Checksummed(result) => {
+                let Some(t) = self.transfer.take() else {
+                    return;
+                };
+                self.touch(now);
+                if let Some(req) = &t.checksum {
+                    self.checksum_outcome(req, t.path.as_ref(), result);
+                }
+                if t.abort_requested {
+                    self.reply(226, "ABOR command successful.");
+                }
+                if self.quit_after_transfer {
+                    self.reply(221, "Goodbye.");
+                    self.close();
+                }
+            }
             OutcomeKind::TransferEnded { bytes, result } => {
                 let Some(t) = self.transfer.take() else {
                     return;
@@ -409,6 +456,7 @@ impl Session {
             Err(TransferError::ConnectionLost(lost)) => {
                 self.reply(426, &format!("Connection closed; transfer aborted: {lost}"));
             }
+            Err(TransferError::Busy(why)) => self.reply(450, &why),
             Err(TransferError::NotPlaced(e)) => {
                 let code = if e == StorageError::NoSpace { 452 } else { 451 };
                 self.reply(
@@ -436,7 +484,7 @@ impl Session {
         // Events come after the final reply: a back end told "upload complete" must find
         // the whole file, and the client has already been told so.
         let kind = match (t.direction, failure.is_none()) {
-            (Direction::Listing, _) => return,
+            (Direction::Listing | Direction::Checksum, _) => return,
             (Direction::Upload, true) => EventKind::UploadComplete,
             (Direction::Upload, false) => EventKind::UploadFailed,
             (Direction::Download, true) => EventKind::DownloadComplete,

@@ -28,6 +28,7 @@ pub(super) enum Op {
     Rnto { from: VirtualPath },
     Chmod { mode: u32 },
     SetTime { time: UnixTime },
+    Checksum(Box<super::checksum::ChecksumRequest>),
     Size,
     Mdtm,
     Mlst,
@@ -369,6 +370,21 @@ impl Session {
                     self.reply(550, "Cannot set the modification time: not a plain file.")
                 }
                 Some(Err(e)) => self.reply(550, &format!("Cannot set the modification time: {e}.")),
+                None => self.internal_error(),
+            },
+            Op::Checksum(req) => match entry {
+                Some(Ok(info)) if info.is_file() => {
+                    if policy::allowed(who, &info, Access::Read) {
+                        self.start_checksum(path, info.size, *req);
+                    } else {
+                        self.reply(550, "Cannot compute the checksum: permission denied.");
+                    }
+                }
+                Some(Ok(_)) => self.reply(
+                    553,
+                    "Cannot compute the checksum of a directory: name a file.",
+                ),
+                Some(Err(e)) => self.reply(550, &format!("Cannot compute the checksum: {e}.")),
                 None => self.internal_error(),
             },
             Op::Size => match entry {

@@ -28,19 +28,29 @@ Help OK.";
 impl Session {
     pub(super) fn cmd_feat(&mut self) {
         let mlst = self.facts.feat_line();
+        let hash = self.hash_feat_line();
         let lines = [
             "EPRT",
             "EPSV",
+            hash.as_str(),
+            "LANG EN*",
             "LPRT",
             "LPSV",
             "MDTM",
             "MFMT",
             mlst.as_str(),
             "PASV",
+            "PRET",
+            "RANG STREAM",
             "REST STREAM",
             "SIZE",
             "TVFS",
             "UTF8",
+            "XCRC",
+            "XMD5",
+            "XSHA1",
+            "XSHA256",
+            "XSHA512",
         ];
         let tls: &[&str] = match (self.config.tls_available, self.config.allow_ccc) {
             (true, true) => &["AUTH TLS", "AUTH SSL", "PBSZ", "PROT", "CCC"],
@@ -62,11 +72,41 @@ impl Session {
             } else {
                 self.reply(504, "UTF8 cannot be turned off; names are always UTF-8.");
             }
+        } else if name.eq_ignore_ascii_case("HASH") {
+            self.opts_hash(value);
         } else if name.eq_ignore_ascii_case("MLST") {
             let chosen = self.facts.select(value);
             self.reply(200, format!("MLST OPTS {chosen}").trim_end());
         } else {
             self.reply(501, "Option not understood.");
+        }
+    }
+
+    /// LANG (RFC 2640 §4): replies are in English; `LANG`, `LANG EN` and `LANG EN-*` say
+    /// so, another language is 504.
+    pub(super) fn cmd_lang(&mut self, tag: Option<&str>) {
+        let english = |t: &str| {
+            t.eq_ignore_ascii_case("EN")
+                || t.len() > 3 && t[..3].eq_ignore_ascii_case("EN-") && t.is_char_boundary(3)
+        };
+        match tag {
+            None => self.reply(200, "Responses in English (EN)."),
+            Some(t) if english(t) => self.reply(200, "Responses changed to EN."),
+            Some(_) => self.reply(504, "Language not supported; replies are in English (EN)."),
+        }
+    }
+
+    /// PRET (announce the next transfer, for servers that pick a data node per transfer):
+    /// this server needs no notice, so a transfer command is acknowledged.
+    pub(super) fn cmd_pret(&mut self, arg: &str) {
+        let verb = arg.split(' ').next().unwrap_or("");
+        let transfer = ["RETR", "STOR", "STOU", "APPE", "LIST", "NLST", "MLSD"];
+        match transfer.iter().find(|v| v.eq_ignore_ascii_case(verb)) {
+            Some(v) => self.reply(200, &format!("Ready for {v}.")),
+            None => self.reply(
+                501,
+                "PRET takes the transfer command that follows (RETR, STOR, LIST...).",
+            ),
         }
     }
 
@@ -76,7 +116,7 @@ impl Session {
                 let mut text = String::from("The following commands are recognized:\n");
                 for row in command::VERBS.chunks(8) {
                     for v in row {
-                        let _ = write!(text, " {:<5}", v.name);
+                        let _ = write!(text, " {:<7}", v.name);
                     }
                     text.push('\n');
                 }

@@ -193,6 +193,8 @@ impl Session {
         self.cwd = VirtualPath::root();
         self.representation = Representation::Ascii;
         self.rest = None;
+        self.rang = None;
+        self.checksum = crate::action::ChecksumAlgorithm::Sha256;
         self.rename_from = None;
         self.drop_data_setup();
         self.data = DataSetup::None;

@@ -16,6 +16,7 @@
 //! checks), [`data`] (PASV/PORT and the life of a transfer), [`list`] (LIST, NLST, MLSD, STAT
 //! of a path) and [`info`] (FEAT, OPTS, HELP, STAT, SITE).
 
+mod checksum;
 mod data;
 mod files;
 mod info;
@@ -98,6 +99,10 @@ pub struct Session {
     cwd: VirtualPath,
     representation: Representation,
     rest: Option<u64>,
+    /// The byte range RANG set for the next HASH (both ends included).
+    rang: Option<(u64, u64)>,
+    /// The algorithm HASH uses (OPTS HASH).
+    checksum: crate::action::ChecksumAlgorithm,
     rename_from: Option<VirtualPath>,
     data: DataSetup,
     epsv_all: bool,
@@ -133,6 +138,8 @@ impl Session {
             cwd: VirtualPath::root(),
             representation: Representation::Ascii,
             rest: None,
+            rang: None,
+            checksum: crate::action::ChecksumAlgorithm::Sha256,
             rename_from: None,
             data: DataSetup::None,
             epsv_all: false,
@@ -616,6 +623,16 @@ impl Session {
                 self.drop_data_setup();
                 self.reply(225, "No transfer to abort.");
             }
+            Command::Hash(arg) => self.cmd_hash(arg),
+            Command::Rang(start, end) => self.cmd_rang(start, end),
+            Command::XChecksum {
+                algorithm,
+                path,
+                start,
+                end,
+            } => self.cmd_x_checksum(algorithm, path, start, end),
+            Command::Lang(tag) => self.cmd_lang(tag),
+            Command::Pret(arg) => self.cmd_pret(arg),
             Command::Auth(mech) => self.cmd_auth(mech),
             Command::Pbsz(arg) => self.cmd_pbsz(arg),
             Command::Prot(arg) => self.cmd_prot(arg),
@@ -668,6 +685,7 @@ fn needs_login(cmd: &Command<'_>) -> bool {
             | Command::Feat
             | Command::Help(_)
             | Command::Opts(_)
+            | Command::Lang(_)
             | Command::Syst
             | Command::Rein
             | Command::Auth(_)

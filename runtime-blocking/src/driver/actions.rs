@@ -7,9 +7,10 @@ use log::{error, info, warn};
 use std::time::Instant;
 use wharf_core::{Action, ActionId, ActionKind, LoginError, Outcome, OutcomeKind};
 
+use super::checksum::ChecksumTask;
 use super::data::PassiveListener;
 use super::transfer::{Interrupt, Transfer};
-use super::Connection;
+use super::{Connection, Task};
 use crate::storage::{unix_now, LocalFs, Storage};
 use crate::users::Login;
 
@@ -106,11 +107,21 @@ impl Connection<'_> {
                     wharf_core::DataEndpoint::Passive => self.passive.take(),
                     wharf_core::DataEndpoint::Active(_) => None,
                 };
-                self.transfer = Some(Box::new(Transfer::new(id, plan, listener, self.shared)));
+                let task = Transfer::new(id, plan, listener, self.shared);
+                self.task = Some(Task::Transfer(Box::new(task)));
+            }
+            ActionKind::Checksum {
+                path,
+                algorithm,
+                start,
+                end,
+            } => {
+                let task = ChecksumTask::new(id, path, algorithm, start, end);
+                self.task = Some(Task::Checksum(Box::new(task)));
             }
             ActionKind::AbortTransfer { transfer } => {
                 // When none runs (it has ended already): nothing to stop.
-                if let Some(t) = self.transfer.as_mut().filter(|t| t.id() == transfer) {
+                if let Some(t) = self.task.as_mut().filter(|t| t.id() == transfer) {
                     t.stop(Interrupt::Abort);
                 }
             }

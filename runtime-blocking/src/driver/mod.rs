@@ -21,6 +21,7 @@
 //! listeners, active connections), [`stream`] (control and data streams, plain or TLS).
 
 mod actions;
+mod checksum;
 mod control_tls;
 pub mod data;
 pub mod stream;
@@ -69,6 +70,40 @@ fn read_timeout_close_enough(set: Duration, want: Duration) -> bool {
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// What runs on a connection besides its commands, stepped by the loop: a transfer, or a
+/// checksum (which the core treats like one: ABOR stops it, STAT shows its progress).
+enum Task<'a> {
+    Transfer(Box<Transfer<'a>>),
+    Checksum(Box<checksum::ChecksumTask>),
+}
+
+impl Task<'_> {
+    fn id(&self) -> wharf_core::ActionId {
+        match self {
+            Task::Transfer(t) => t.id(),
+            Task::Checksum(c) => c.id(),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        match self {
+            Task::Transfer(t) => t.bytes(),
+            Task::Checksum(c) => c.bytes(),
+        }
+    }
+
+    fn stop(&mut self, why: Interrupt) {
+        match self {
+            Task::Transfer(t) => t.stop(why),
+            Task::Checksum(c) => c.stop(why),
+        }
+    }
+
+    fn is_upload(&self) -> bool {
+        matches!(self, Task::Transfer(t) if t.is_upload())
+    }
+}
+
 /// One control connection being served.
 pub struct Connection<'a> {
     shared: &'a Shared,
@@ -83,8 +118,9 @@ pub struct Connection<'a> {
     /// core ends the login (`LoginEnded`) or the connection goes.
     login_slot: Option<crate::server::LoginSlot<'a>>,
     passive: Option<PassiveListener>,
-    /// The transfer running, if any (on the heap: an idle session's memory is what it holds).
-    transfer: Option<Box<Transfer<'a>>>,
+    /// The transfer (or checksum) running, if any (on the heap: an idle session's memory is
+    /// what it holds).
+    task: Option<Task<'a>>,
     /// When the control connection was last looked at during a transfer.
     control_checked: Instant,
     /// An upload ended: what it replaced is freed after the next reply (its final one) is
@@ -176,7 +212,7 @@ impl<'a> Connection<'a> {
             release_after_reply: false,
             user: None,
             passive: None,
-            transfer: None,
+            task: None,
             control_checked: accepted,
             tls,
             write_timeout: CONTROL_WRITE_TIMEOUT,
@@ -193,7 +229,7 @@ impl<'a> Connection<'a> {
     fn run(&mut self) -> String {
         loop {
             if !self.drain() {
-                match self.transfer.as_mut() {
+                match self.task.as_mut() {
                     // The session is over (or its connection broke): the transfer stops, and
                     // ends (an upload not put in place) before the connection goes.
                     Some(t) => {
@@ -203,7 +239,7 @@ impl<'a> Connection<'a> {
                     None => return "closed by the server".into(),
                 }
             }
-            if self.transfer.is_some() {
+            if self.task.is_some() {
                 self.step_transfer();
                 continue;
             }
@@ -316,35 +352,38 @@ impl<'a> Connection<'a> {
     /// keeps none of its stack pages.
     #[inline(never)]
     fn step_transfer(&mut self) {
-        let Some(mut task) = self.transfer.take() else {
+        let Some(mut task) = self.task.take() else {
             return;
         };
-        let step = {
-            let env = Env {
-                shared: self.shared,
-                storage: self.storage.as_deref(),
-                control_tls: self.tls.as_ref(),
-                user: self.user.as_deref(),
-                peer: self.peer.ip(),
-                local: self.local.ip(),
-                session: self.id,
-            };
-            task.step(&env)
+        let step = match &mut task {
+            Task::Transfer(t) => {
+                let env = Env {
+                    shared: self.shared,
+                    storage: self.storage.as_deref(),
+                    control_tls: self.tls.as_ref(),
+                    user: self.user.as_deref(),
+                    peer: self.peer.ip(),
+                    local: self.local.ip(),
+                    session: self.id,
+                };
+                t.step(&env)
+            }
+            Task::Checksum(c) => c.step(self.storage.as_deref()),
         };
         let id = task.id();
         match step {
             Step::Continue { idle } => {
-                self.transfer = Some(task);
+                self.task = Some(task);
                 if idle || self.control_checked.elapsed() >= CONTROL_CHECK_INTERVAL {
                     self.look_at_control();
                 }
             }
             Step::Checkpoint => {
-                self.transfer = Some(task);
+                self.task = Some(task);
                 self.look_at_control();
             }
             Step::Report(kind) => {
-                self.transfer = Some(task);
+                self.task = Some(task);
                 self.session
                     .handle_outcome(Instant::now(), Outcome::new(id, kind));
             }
@@ -378,7 +417,7 @@ impl<'a> Connection<'a> {
                 Ok(None) => return,
                 Ok(Some(0)) | Err(_) => {
                     self.closing = true;
-                    if let Some(t) = self.transfer.as_mut() {
+                    if let Some(t) = self.task.as_mut() {
                         t.stop(Interrupt::Close);
                     }
                     return;
@@ -386,7 +425,7 @@ impl<'a> Connection<'a> {
                 Ok(Some(n)) => {
                     self.tracker.command_received();
                     let now = Instant::now();
-                    if let Some(t) = &self.transfer {
+                    if let Some(t) = &self.task {
                         let progress = OutcomeKind::TransferProgress { bytes: t.bytes() };
                         self.session
                             .handle_outcome(now, Outcome::new(t.id(), progress));
@@ -407,12 +446,12 @@ impl<'a> Connection<'a> {
     /// nowhere to go any more and are dropped.
     #[inline(never)]
     fn end_session(&mut self) {
-        if let Some(t) = self.transfer.as_mut() {
+        if let Some(t) = self.task.as_mut() {
             t.stop(Interrupt::Close);
         }
         // Bounded: a stopped transfer ends at its next step.
         for _ in 0..16 {
-            if self.transfer.is_none() {
+            if self.task.is_none() {
                 break;
             }
             self.step_transfer();
