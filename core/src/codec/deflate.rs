@@ -5,12 +5,13 @@
 //!
 //! Retrieve ([`DeflateEncoder`]): MODE S's output is gathered into 32 KiB pieces and each piece
 //! is handed to the compressor whole, so the compressed bytes do not depend on how the caller
-//! split the file. Memory: the compressor's state (about 330 KiB in miniz_oxide, window
-//! included) and one piece.
+//! split the file. Memory: the compressor's state (about 310 KiB in miniz_oxide: the 32 KiB
+//! window, its hash chains, the LZ code and output buffers) and less than three pieces.
 //!
 //! Store ([`DeflateDecoder`]): inflated 32 KiB at a time, never more than the decode call's
 //! budget allows, then read as MODE S. The decompressor holds at most its 32 KiB window of
-//! output not yet handed out, so a zlib bomb comes out in bounded steps. A stream that is not
+//! output not yet handed out, so a zlib bomb comes out in bounded steps. Memory: about 75 KiB
+//! (the decompressor's state and window, and our 32 KiB output window). A stream that is not
 //! zlib, a wrong Adler-32, bytes after the zlib end, or a close before it are errors.
 
 use miniz_oxide::deflate::core::{create_comp_flags_from_zip_params, CompressorOxide};
@@ -53,8 +54,13 @@ impl DeflateEncoder {
     }
 
     pub(super) fn data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        self.inner.data(data, &mut self.staged);
-        self.compress_pieces(out)
+        // A piece at a time, so that what is staged stays under three pieces (MODE S's record
+        // form doubles 0xFF) however much the caller passes.
+        for piece in data.chunks(PIECE) {
+            self.inner.data(piece, &mut self.staged);
+            self.compress_pieces(out)?;
+        }
+        Ok(())
     }
 
     pub(super) fn eor(&mut self, out: &mut Vec<u8>) -> Result<(), CodecError> {
