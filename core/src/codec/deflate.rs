@@ -375,4 +375,105 @@ mod tests {
         assert!(calls >= 4, "{calls} calls");
         assert_eq!(out, zeros);
     }
+
+    /// 64 MiB of text, the same every run: lines of words from a small vocabulary, picked by a
+    /// linear congruential generator (7:1 at level 6).
+    fn sample_text() -> Vec<u8> {
+        const WORDS: [&str; 16] = [
+            "invoice",
+            "order",
+            "2024-03-01",
+            "shipped",
+            "EUR",
+            "quantity",
+            "12",
+            "pallet",
+            "Rotterdam",
+            "customer",
+            "0042",
+            "received",
+            "status",
+            "OK",
+            "total",
+            "1,250.00",
+        ];
+        let mut text = Vec::with_capacity(64 << 20);
+        let mut state = 1u32;
+        while text.len() < 64 << 20 {
+            for _ in 0..9 {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                text.extend_from_slice(WORDS[(state >> 16) as usize % WORDS.len()].as_bytes());
+                text.push(b' ');
+            }
+            text.push(b'\n');
+        }
+        text.truncate(64 << 20);
+        text
+    }
+
+    /// Encodes the sample 1 MiB at a time, as the runtime reads a file, and prints the sizes.
+    fn encode_sample(level: Option<u8>) -> Vec<u8> {
+        let text = sample_text();
+        let Some(level) = level else {
+            return text;
+        };
+        let mut e = super::super::Encoder::new(format(A, Structure::File, z(level)), 0, None);
+        let mut wire = Vec::new();
+        for piece in text.chunks(1 << 20) {
+            e.encode(piece, &mut wire).unwrap();
+        }
+        e.finish(&mut wire).unwrap();
+        eprintln!(
+            "level {level}: {} bytes of text, {} on the wire",
+            text.len(),
+            wire.len()
+        );
+        wire
+    }
+
+    // Measurements, not checks: run one with `time` (docs/representations.md has the figures):
+    //   time cargo test -p wharf-core --release mode_z_64_mib_level_6 -- --ignored --exact
+    // and subtract `mode_z_64_mib_text_only`, which only makes the text.
+
+    #[test]
+    #[ignore = "a measurement: time it"]
+    fn mode_z_64_mib_text_only() {
+        encode_sample(None);
+    }
+
+    #[test]
+    #[ignore = "a measurement: time it"]
+    fn mode_z_64_mib_level_1() {
+        encode_sample(Some(1));
+    }
+
+    #[test]
+    #[ignore = "a measurement: time it"]
+    fn mode_z_64_mib_level_6() {
+        encode_sample(Some(6));
+    }
+
+    #[test]
+    #[ignore = "a measurement: time it"]
+    fn mode_z_64_mib_level_9() {
+        encode_sample(Some(9));
+    }
+
+    /// Level 6's encode, then its decode (subtract `mode_z_64_mib_level_6`).
+    #[test]
+    #[ignore = "a measurement: time it"]
+    fn mode_z_64_mib_level_6_and_decode() {
+        let wire = encode_sample(Some(6));
+        let mut d = Decoder::new(format(A, Structure::File, z(6)), 0);
+        let mut out = Vec::with_capacity(64 << 20);
+        for piece in wire.chunks(64 << 10) {
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let n = d.decode(rest, &mut out).unwrap();
+                rest = &rest[n..];
+            }
+        }
+        d.finish(&mut out).unwrap();
+        assert_eq!(out.len(), 64 << 20);
+    }
 }
