@@ -156,6 +156,9 @@ fn codec_format(byte: u8) -> DataFormat {
     }
 }
 
+/// A decoded upload: the stored bytes, and each restart marker with the wire offset after it.
+type CodecDecoded = (Vec<u8>, Vec<(Marker, usize)>);
+
 /// Decodes `wire` `chunk` bytes at a time, checking the decoder's promises on every call: it
 /// consumes at most what it is given, appends at most [`Decoder::MAX_OUTPUT`], and makes
 /// progress. Returns the stored bytes and the markers with the wire offset after each.
@@ -164,7 +167,7 @@ fn codec_decode_checked(
     wire: &[u8],
     start: u64,
     chunk: usize,
-) -> Result<(Vec<u8>, Vec<(Marker, usize)>), CodecError> {
+) -> Result<CodecDecoded, CodecError> {
     let mut decoder = Decoder::new(format, start);
     let mut stored = Vec::new();
     let mut markers = Vec::new();

@@ -8,9 +8,10 @@
 //! split the file. Memory: the compressor's state (about 310 KiB in miniz_oxide: the 32 KiB
 //! window, its hash chains, the LZ code and output buffers) and less than three pieces.
 //!
-//! Store ([`DeflateDecoder`]): inflated 32 KiB at a time, never more than the decode call's
-//! budget allows, then read as MODE S. The decompressor holds at most its 32 KiB window of
-//! output not yet handed out, so a zlib bomb comes out in bounded steps. Memory: about 75 KiB
+//! Store ([`DeflateDecoder`]): inflated a few input bytes at a time into an empty 32 KiB
+//! window, while the decode call's budget has room for a whole window, then read as MODE S. The
+//! decompressor never holds output not yet handed out, so a zlib bomb comes out in bounded steps
+//! and errors do not depend on how the input was split. Memory: about 75 KiB
 //! (the decompressor's state and window, and our 32 KiB output window). A stream that is not
 //! zlib, a wrong Adler-32, bytes after the zlib end, or a close before it are errors.
 
@@ -24,6 +25,14 @@ use super::CodecError;
 
 /// The piece handed to the compressor, and the decompressor's output window.
 const PIECE: usize = 32 * 1024;
+
+/// Input bytes handed to the decompressor at a time. Deflate turns a byte into at most 1,032
+/// bytes, and the decompressor carries at most 8 bytes of bits and the rest of one 258-byte
+/// match between calls, so one call writes at most about 25 KiB: always less than the empty
+/// 32 KiB window it is given. Nothing it decompressed is ever left inside it, and a corrupt
+/// stream is reported only after everything before the corruption has been handed on, whatever
+/// the reads' size (the decompressor drops what it holds when it fails).
+const INFLATE_STEP: usize = 16;
 
 /// MODE Z on retrieve.
 pub(super) struct DeflateEncoder {
@@ -187,19 +196,19 @@ impl DeflateDecoder {
                 }
                 return Ok(pos);
             }
-            let room = data_room(out, limit).min(self.window.len());
-            if room == 0 {
+            // A whole window of room, and a few input bytes: see INFLATE_STEP.
+            if data_room(out, limit) < self.window.len() {
                 return Ok(pos);
             }
-            let window = self.window.get_mut(..room).unwrap_or_default();
+            let step = rest.get(..INFLATE_STEP.min(rest.len())).unwrap_or(rest);
             let result = miniz_oxide::inflate::stream::inflate(
                 &mut self.inflate,
-                rest,
-                window,
+                step,
+                &mut self.window,
                 MZFlush::None,
             );
             pos += result.bytes_consumed;
-            let written = result.bytes_written.min(room);
+            let written = result.bytes_written.min(self.window.len());
             if written > 0 {
                 let inflated = self.window.get(..written).unwrap_or_default();
                 let used = self.inner.decode(inflated, out, usize::MAX, unpack)?;
