@@ -64,10 +64,9 @@ impl Encoder {
         let (source, clean_points) = match text_code_page {
             Some(cp) => (Source::Text(TextSource::new(cp, records, !paged)), !paged),
             None if records => (Source::Records(RecordSource::default()), true),
-            None if paged => (Source::Bytes { page_aligned: true }, true),
             None => (
                 Source::Bytes {
-                    page_aligned: false,
+                    page_aligned: paged,
                 },
                 true,
             ),
@@ -289,7 +288,7 @@ impl RecordSource {
             if self.ended {
                 return Err(not_records(
                     *offset,
-                    "it has data after its end-of-file code (0xFF 0x02)",
+                    "it has data after its end-of-file code",
                 ));
             }
             let parsed = self.parser.next(rest, rest.len());
