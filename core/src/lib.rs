@@ -72,7 +72,7 @@
 //! - [`path`]: virtual paths that cannot leave the user's root.
 //! - [`addr`]: PORT/EPRT/LPRT and PASV/EPSV/LPSV syntax, passive port lists.
 //! - [`listing`]: LIST, NLST, MLSD/MLST formats.
-//! - [`codec`]: the TYPE A transform.
+//! - [`codec`]: the data codecs: TYPE A/E/I, STRU F/R/P, MODE S/B/C/Z, restart markers.
 //! - [`time`]: UTC calendar arithmetic for dates in listings.
 
 #![forbid(unsafe_code)]

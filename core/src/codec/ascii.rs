@@ -1,13 +1,11 @@
-//! Data representations as pure streaming transforms, applied by the runtime to the bytes of a
-//! transfer when the representation needs one (TYPE A). TYPE I needs none and takes the
-//! zero-copy path.
-//!
-//! TYPE A (RFC 959 §3.1.1.1): the file system stores lines ending in LF; the wire carries CRLF.
+//! TYPE A (RFC 959 §3.1.1.1) in STRU F and STRU P: the stored file holds lines ending in LF;
+//! the wire carries CRLF.
 //! - retrieve: every LF not already preceded by CR becomes CRLF ([`AsciiEncoder`]);
 //! - store: every CRLF becomes LF; a CR not followed by LF is kept ([`AsciiDecoder`]).
 //!
 //! Both keep one byte of state across chunk boundaries, so the output never depends on how the
-//! input was split.
+//! input was split. The runtime also uses them directly (TYPE A, STRU F, MODE S) and for SIZE.
+//! In STRU R a text record is a stored line and no CR is added or removed (see `text`).
 
 /// LF → CRLF for retrieving in TYPE A.
 #[derive(Clone, Debug, Default)]
