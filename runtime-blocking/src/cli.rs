@@ -697,9 +697,9 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
     let mut shared = Shared::new(settings, users, tls.clone());
     shared.events = events;
     let server = Server::bind(shared).map_err(|e| vec![e])?;
-    if let Err(e) = crate::server::watch_store(server.shared().clone()) {
-        log::warn!("cannot watch the user store for changes: {e}");
-    }
+    // Reload on file change or SIGHUP for the server's whole life (dropped after `run`).
+    let _store_watcher = crate::server::watch_store(server.shared().clone())
+        .map_err(|e| log::warn!("cannot watch the user store for changes: {e}"));
     let mut out = std::io::stdout().lock();
     let mut lines = String::new();
     if let Some((name, pw)) = &generated {

@@ -30,6 +30,7 @@ pub mod event_command;
 pub mod events;
 pub mod limits;
 pub mod meta;
+pub mod reload;
 pub mod rng;
 pub mod server;
 pub mod stats;

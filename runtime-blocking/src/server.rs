@@ -38,16 +38,16 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use wharf_core::action::LoginCounts;
 use wharf_core::addr::canonical_ip;
 use wharf_core::policy::BanList;
 
 use crate::config::Settings;
 use crate::conn::Connection;
+use crate::reload::{Trigger, WatchOptions, Watcher};
 use crate::tls::TlsContext;
 use crate::users::Users;
 
@@ -630,58 +630,41 @@ impl Drop for LoginSlot<'_> {
     }
 }
 
-/// Watches the user store file for the server's whole life: looks at it every
-/// [`STORE_POLL`] (mtime, size, inode) and on SIGHUP, and reloads it when it changed
-/// ([`Shared::reload_store`]). A bad file is logged with every problem; the old accounts
-/// stay until the file is good again.
-pub fn watch_store(shared: Arc<Shared>) -> io::Result<()> {
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+/// Watches the user store file: looks at it every [`STORE_POLL`] (mtime, size, inode) and on
+/// SIGHUP, and reloads it when it changed ([`Shared::reload_store`]). A bad file is logged
+/// with every problem; the old accounts stay until the file is good again. Dropping the
+/// watcher stops it: keep it for the server's whole life.
+pub fn watch_store(shared: Arc<Shared>) -> io::Result<Watcher> {
     let path = shared.settings.users_file.clone();
-    std::thread::Builder::new()
-        .name("wharf-store-watch".into())
-        .spawn(move || {
-            let mut seen = stamp(&path);
-            let mut last_look = Instant::now();
-            loop {
-                std::thread::sleep(Duration::from_millis(200));
-                let signalled = hup.swap(false, Ordering::Relaxed);
-                if !signalled && last_look.elapsed() < STORE_POLL {
-                    continue;
+    let options = WatchOptions {
+        interval: STORE_POLL,
+        sighup: true,
+    };
+    Watcher::spawn(
+        "wharf-store-watch",
+        vec![path.clone()],
+        options,
+        move |why| match shared.reload_store() {
+            Ok(n) => info!(
+                "user store {} reloaded{}: {n} account(s)",
+                path.display(),
+                if why == Trigger::Signal {
+                    " (SIGHUP)"
+                } else {
+                    ""
                 }
-                last_look = Instant::now();
-                let now = stamp(&path);
-                if now == seen && !signalled {
-                    continue;
-                }
-                seen = now;
-                match shared.reload_store() {
-                    Ok(n) => info!(
-                        "user store {} reloaded{}: {n} account(s)",
-                        path.display(),
-                        if signalled { " (SIGHUP)" } else { "" }
-                    ),
-                    Err(problems) => {
-                        error!(
-                            "user store {} not reloaded; the accounts stay as they were:",
-                            path.display()
-                        );
-                        for p in problems {
-                            error!("  {p}");
-                        }
-                    }
+            ),
+            Err(problems) => {
+                error!(
+                    "user store {} not reloaded; the accounts stay as they were:",
+                    path.display()
+                );
+                for p in problems {
+                    error!("  {p}");
                 }
             }
-        })?;
-    Ok(())
-}
-
-type Stamp = Option<(Option<SystemTime>, u64, u64)>;
-
-fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok(), m.len(), m.ino()))
+        },
+    )
 }
 
 /// The worker threads: one leads (holds the [`Door`]), some serve, the others wait for
