@@ -29,6 +29,7 @@ pub mod data;
 pub mod event_command;
 pub mod events;
 pub mod limits;
+pub mod logins;
 pub mod meta;
 pub mod reload;
 pub mod rng;

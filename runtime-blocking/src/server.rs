@@ -34,22 +34,26 @@
 use log::{error, info, warn};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wharf_core::action::LoginCounts;
 use wharf_core::addr::canonical_ip;
-use wharf_core::policy::BanList;
 
 use crate::config::Settings;
 use crate::conn::Connection;
+use crate::logins::{ConnectionSlot, Connections, Logins};
 use crate::reload::{Trigger, WatchOptions, Watcher};
 use crate::tls::TlsContext;
 use crate::users::Users;
+
+/// Where the connection's login slot was defined before [`crate::logins`] (conn.rs names it
+/// here).
+pub use crate::logins::LoginSlot;
 
 /// The listen backlog asked for: connections the kernel completes and queues before the
 /// acceptor takes them. A burst of clients (200 connecting at once) must fit: a full queue
@@ -69,8 +73,6 @@ const ACCEPT_BATCH: usize = 16;
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How often [`watch_store`] looks at the user store file.
 pub const STORE_POLL: Duration = Duration::from_secs(2);
-/// The most addresses the ban table remembers.
-pub const MAX_BAN_ENTRIES: usize = 65_536;
 /// The reply to a connection from an address the server-wide IP filter keeps out.
 pub const REFUSED_ADDRESS: &str = "421 Connection refused: your address is not allowed here.";
 /// The reply to a connection from a banned address.
@@ -90,10 +92,10 @@ pub struct Shared {
     /// Where events go (events file, event command, transfer log) and the live statistics;
     /// statistics only until [`crate::events::EventHub::open`]'s is put here.
     pub events: crate::events::EventHub,
-    active: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    logins: Mutex<LoginTable>,
-    bans: Mutex<BanList>,
+    /// The logged-in sessions and the bans.
+    logins: Logins,
+    /// The connections being served.
+    connections: Arc<Connections>,
     /// Uploads going direct right now (see [`crate::transfer::direct::Slot`]).
     pub(crate) direct_uploads: AtomicUsize,
 }
@@ -109,22 +111,21 @@ impl Shared {
             c.tls_available = tls.is_some();
             c.tls_overrides = users.get().tls_overrides();
         }
-        let bans = BanList::new(
+        let logins = Logins::new(
             settings.ban_after_failures,
             settings.ban_window,
             settings.ban_duration,
-            MAX_BAN_ENTRIES,
         );
+        let connections =
+            Connections::new(settings.max_connections, settings.max_connections_per_ip);
         Shared {
             core: parking_lot::RwLock::new(core),
             settings,
             users,
             tls,
             events: crate::events::EventHub::default(),
-            active: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            logins: Mutex::new(LoginTable::default()),
-            bans: Mutex::new(bans),
+            logins,
+            connections: Arc::new(connections),
             direct_uploads: AtomicUsize::new(0),
         }
     }
@@ -173,98 +174,39 @@ impl Shared {
         ip: IpAddr,
         anonymous: bool,
     ) -> (LoginSlot<'_>, LoginCounts) {
-        let ip = canonical_ip(ip);
-        let counts = lock(&self.logins).acquire(user, ip, anonymous);
-        (
-            LoginSlot {
-                shared: self,
-                user: user.to_owned(),
-                ip,
-                anonymous,
-            },
-            counts,
-        )
+        self.logins.count(user, ip, anonymous)
     }
 
     /// A failed login from `ip` (wrong password, unknown or disabled user). Returns true
     /// when it starts a ban.
     pub fn login_failed(&self, ip: IpAddr) -> bool {
-        lock(&self.bans).record_failure(ip, Instant::now())
+        self.logins.failed(ip)
     }
 
     /// A successful login from `ip`: its count of failures starts again.
     pub fn login_succeeded(&self, ip: IpAddr) {
-        lock(&self.bans).record_success(ip);
+        self.logins.succeeded(ip);
     }
 
     /// How much longer `ip` stays banned, if it is.
     pub fn banned_for(&self, ip: IpAddr) -> Option<Duration> {
-        lock(&self.bans).banned_for(ip, Instant::now())
+        self.logins.banned_for(ip)
     }
 
     /// Connections being served now.
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
+        self.connections.active()
     }
 
     /// Takes a connection slot for `ip`, or returns the limit that was hit.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, usize> {
-        let max = self.settings.max_connections;
-        if self
-            .active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
-            return Err(max);
-        }
-        let per_ip = self.settings.max_connections_per_ip;
-        // Without a per-address limit (the default) nothing needs the per-address count:
-        // no lock to take at every connect and disconnect.
-        if per_ip > 0 {
-            let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            let n = map.entry(ip).or_insert(0);
-            if *n >= per_ip {
-                drop(map);
-                self.active.fetch_sub(1, Ordering::AcqRel);
-                return Err(per_ip);
-            }
-            *n += 1;
-        }
-        Ok(Slot {
-            shared: self.clone(),
-            ip: (per_ip > 0).then_some(ip),
-        })
+    fn admit(&self, ip: IpAddr) -> Result<ConnectionSlot, usize> {
+        self.connections.admit(ip)
     }
 
     /// Connections being served now from `ip`, as counted for `max_connections_per_ip`
     /// (0 when there is no such limit: then they are not counted).
     pub fn active_from(&self, ip: IpAddr) -> usize {
-        let map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&ip).copied().unwrap_or(0)
-    }
-}
-
-/// A connection's place in the limits; given back when dropped.
-struct Slot {
-    shared: Arc<Shared>,
-    /// The address it counts against, when there is a per-address limit.
-    ip: Option<IpAddr>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(ip) = self.ip {
-            let mut map = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = map.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&ip);
-                }
-            }
-        }
-        self.shared.active.fetch_sub(1, Ordering::AcqRel);
+        self.connections.active_from(ip)
     }
 }
 
@@ -273,7 +215,7 @@ struct Job {
     peer: SocketAddr,
     /// Accepted on an implicit-TLS listener.
     implicit: bool,
-    slot: Slot,
+    slot: ConnectionSlot,
 }
 
 /// One listening socket.
@@ -559,77 +501,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Logged-in sessions, counted for the login limits.
-#[derive(Debug, Default)]
-struct LoginTable {
-    total: u32,
-    anonymous: u32,
-    per_ip: HashMap<IpAddr, u32>,
-    per_user: HashMap<String, u32>,
-    per_user_ip: HashMap<(String, IpAddr), u32>,
-}
-
-impl LoginTable {
-    fn counts(&self, user: &str, ip: IpAddr) -> LoginCounts {
-        LoginCounts {
-            total: self.total,
-            anonymous: self.anonymous,
-            from_ip: self.per_ip.get(&ip).copied().unwrap_or(0),
-            user: self.per_user.get(user).copied().unwrap_or(0),
-            user_from_ip: self
-                .per_user_ip
-                .get(&(user.to_owned(), ip))
-                .copied()
-                .unwrap_or(0),
-        }
-    }
-
-    fn acquire(&mut self, user: &str, ip: IpAddr, anonymous: bool) -> LoginCounts {
-        self.total += 1;
-        if anonymous {
-            self.anonymous += 1;
-        }
-        *self.per_ip.entry(ip).or_insert(0) += 1;
-        *self.per_user.entry(user.to_owned()).or_insert(0) += 1;
-        *self.per_user_ip.entry((user.to_owned(), ip)).or_insert(0) += 1;
-        self.counts(user, ip)
-    }
-
-    fn release(&mut self, user: &str, ip: IpAddr, anonymous: bool) {
-        fn down<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, k: K) {
-            if let Some(n) = map.get_mut(&k) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    map.remove(&k);
-                }
-            }
-        }
-        self.total = self.total.saturating_sub(1);
-        if anonymous {
-            self.anonymous = self.anonymous.saturating_sub(1);
-        }
-        down(&mut self.per_ip, ip);
-        down(&mut self.per_user, user.to_owned());
-        down(&mut self.per_user_ip, (user.to_owned(), ip));
-    }
-}
-
-/// One counted login; given back when dropped (at logout, when the core refuses the login,
-/// or when the connection ends however it ends).
-#[derive(Debug)]
-pub struct LoginSlot<'a> {
-    shared: &'a Shared,
-    user: String,
-    ip: IpAddr,
-    anonymous: bool,
-}
-
-impl Drop for LoginSlot<'_> {
-    fn drop(&mut self) {
-        lock(&self.shared.logins).release(&self.user, self.ip, self.anonymous);
-    }
-}
-
 /// Watches the user store file: looks at it every [`STORE_POLL`] (mtime, size, inode) and on
 /// SIGHUP, and reloads it when it changed ([`Shared::reload_store`]). A bad file is logged
 /// with every problem; the old accounts stay until the file is good again. Dropping the
@@ -868,32 +739,6 @@ mod tests {
         };
         let users = Users::new(Default::default(), Vec::new(), None, Duration::ZERO).unwrap();
         Arc::new(Shared::new(s, users, None))
-    }
-
-    #[test]
-    fn connection_limits_per_server_and_per_address() {
-        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
-        let sh = shared(3, 2);
-        let s1 = sh.admit(a).unwrap();
-        let _s2 = sh.admit(a).unwrap();
-        assert_eq!(sh.admit(a).err(), Some(2), "a third from one address");
-        let _s3 = sh.admit(b).unwrap();
-        assert_eq!(sh.admit(b).err(), Some(3), "a fourth in all");
-        assert_eq!(
-            (sh.active(), sh.active_from(a), sh.active_from(b)),
-            (3, 2, 1)
-        );
-        drop(s1);
-        assert_eq!((sh.active(), sh.active_from(a)), (2, 1));
-        assert!(sh.admit(a).is_ok());
-        // Without a per-address limit, addresses are not counted; the server limit holds.
-        let sh = shared(3, 0);
-        let slots: Vec<Slot> = (0..3).map(|_| sh.admit(a).unwrap()).collect();
-        assert_eq!(sh.admit(b).err(), Some(3));
-        assert_eq!(sh.active_from(a), 0);
-        drop(slots);
-        assert_eq!(sh.active(), 0);
-        assert!(sh.admit(a).is_ok());
     }
 
     /// Connects and reads the first reply line (bounded).
