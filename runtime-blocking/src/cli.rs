@@ -34,7 +34,8 @@ use wharf_core::policy::Cidr;
 use wharf_core::TlsPolicy;
 
 use crate::config::{parse_listen, parse_passive_ports, parse_tls_policy, ConfigError, Settings};
-use crate::server::{Server, Shared};
+use crate::server::Server;
+use crate::shared::Shared;
 use crate::store::{self, StoreData, StoreEdit, UserEntry};
 use crate::tls::{self, TlsContext, TlsError, WatchOptions};
 use crate::users::{self, Users};

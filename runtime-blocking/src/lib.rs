@@ -3,12 +3,15 @@
 //!
 //! The core decides everything the protocol and policy say; this crate does the I/O it asks
 //! for and nothing else:
-//! - [`server`]: the acceptor (one mio poll over the listeners) and the bounded worker pool;
+//! - [`server`]: the door (one mio poll over the listeners, the refusals at connect time) and
+//!   the bounded worker pool whose workers take turns at it;
 //! - [`conn`]: the per-connection loop that drives a [`wharf_core::Session`];
 //! - [`transfer`]: moving file data (sendfile for binary retrieves), with ABOR mid-transfer;
 //! - [`data`]: passive listeners and active connections;
-//! - [`server`] also holds what sessions share about logins: the counts behind the login
-//!   limits, the ban of addresses that fail too often, the reloadable user store;
+//! - [`shared`]: what every session shares (settings, accounts, TLS, events, counts);
+//!   [`logins`]: the counts behind the connection and login limits, and the bans of
+//!   addresses that fail too often; [`reload`]: watching files (and SIGHUP) for the
+//!   certificates and the user store;
 //! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root,
 //!   with owners and modes ([`meta`]: records beside the data) and atomic uploads;
 //! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
@@ -34,6 +37,7 @@ pub mod meta;
 pub mod reload;
 pub mod rng;
 pub mod server;
+pub mod shared;
 pub mod stats;
 pub mod storage;
 pub mod store;

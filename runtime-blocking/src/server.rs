@@ -26,34 +26,30 @@
 //! many failed logins (`ban_after_failures` within `ban_window_secs` bans it for
 //! `ban_duration_secs`), so neither ever takes a worker.
 //!
-//! [`Shared`] also holds what sessions share about logins: the user store (reloaded by
-//! [`watch_store`] when its file changes or on SIGHUP; a bad file is logged and the old
-//! accounts stay), the count of logged-in sessions (total, anonymous, per address, per user,
-//! per user and address) that the core's login limits are checked against, and the ban table.
+//! The user store is reloaded by [`watch_store`] when its file changes or on SIGHUP; a bad
+//! file is logged and the old accounts stay. What sessions share is [`crate::shared`]; the
+//! counts behind the limits and the bans are [`crate::logins`].
 
 use log::{error, info, warn};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wharf_core::action::LoginCounts;
 use wharf_core::addr::canonical_ip;
 
-use crate::config::Settings;
 use crate::conn::Connection;
-use crate::logins::{ConnectionSlot, Connections, Logins};
+use crate::logins::ConnectionSlot;
 use crate::reload::{Trigger, WatchOptions, Watcher};
-use crate::tls::TlsContext;
-use crate::users::Users;
+use crate::store::StoreData;
 
-/// Where the connection's login slot was defined before [`crate::logins`] (conn.rs names it
-/// here).
+/// Where conn.rs and cli.rs name them; they live in [`crate::shared`] and [`crate::logins`],
+/// which do not import the connection (the server does).
 pub use crate::logins::LoginSlot;
+pub use crate::shared::Shared;
 
 /// The listen backlog asked for: connections the kernel completes and queues before the
 /// acceptor takes them. A burst of clients (200 connecting at once) must fit: a full queue
@@ -77,138 +73,6 @@ pub const STORE_POLL: Duration = Duration::from_secs(2);
 pub const REFUSED_ADDRESS: &str = "421 Connection refused: your address is not allowed here.";
 /// The reply to a connection from a banned address.
 pub const REFUSED_BANNED: &str = "421 Too many failed logins from your address; try again later.";
-
-/// What every session of the server shares.
-#[derive(Debug)]
-pub struct Shared {
-    /// The configuration.
-    pub settings: Settings,
-    /// The core's part of it, with the users' own TLS requirements (replaced on reload).
-    core: parking_lot::RwLock<Arc<wharf_core::Config>>,
-    /// The accounts.
-    pub users: Users,
-    /// The certificate and TLS policy, when FTPS is on.
-    pub tls: Option<TlsContext>,
-    /// Where events go (events file, event command, transfer log) and the live statistics;
-    /// statistics only until [`crate::events::EventHub::open`]'s is put here.
-    pub events: crate::events::EventHub,
-    /// The logged-in sessions and the bans.
-    logins: Logins,
-    /// The connections being served.
-    connections: Arc<Connections>,
-    /// Uploads going direct right now (see [`crate::transfer::direct::Slot`]).
-    pub(crate) direct_uploads: AtomicUsize,
-}
-
-impl Shared {
-    /// Shared state for a server with these settings and users, offering FTPS when `tls` is
-    /// given. The core's configuration gets the TLS policies of the settings and the users'
-    /// own TLS requirements.
-    pub fn new(settings: Settings, users: Users, tls: Option<TlsContext>) -> Shared {
-        let mut core = settings.core_config();
-        {
-            let c = Arc::make_mut(&mut core);
-            c.tls_available = tls.is_some();
-            c.tls_overrides = users.get().tls_overrides();
-        }
-        let logins = Logins::new(
-            settings.ban_after_failures,
-            settings.ban_window,
-            settings.ban_duration,
-        );
-        let connections =
-            Connections::new(settings.max_connections, settings.max_connections_per_ip);
-        Shared {
-            core: parking_lot::RwLock::new(core),
-            settings,
-            users,
-            tls,
-            events: crate::events::EventHub::default(),
-            logins,
-            connections: Arc::new(connections),
-            direct_uploads: AtomicUsize::new(0),
-        }
-    }
-
-    /// The core's configuration as it is now (a new session takes it).
-    pub fn core(&self) -> Arc<wharf_core::Config> {
-        self.core.read().clone()
-    }
-
-    /// Reads the user store file again and, if it is good, puts its accounts in place of
-    /// the old ones (creating new partners' folders). Returns the number of accounts, or
-    /// every problem (file, key, reason); on error the old accounts stay.
-    pub fn reload_store(&self) -> Result<usize, Vec<String>> {
-        let s = &self.settings;
-        let data = if s.users_file.exists() {
-            crate::store::load(&s.users_file, &s.partners_root)
-                .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?
-        } else if s.users_file_explicit {
-            // A store that was named and is gone is more likely a mistake than the wish to
-            // lock everybody out.
-            return Err(vec![format!(
-                "{}: the user store is missing",
-                s.users_file.display()
-            )]);
-        } else {
-            crate::store::StoreData::default()
-        };
-        let problems = crate::storage::make_partner_trees(&data.partners);
-        for p in &problems {
-            warn!("{p}");
-        }
-        let store = self.users.replace(data);
-        let overrides = store.tls_overrides();
-        let mut core = self.core.write();
-        if core.tls_overrides != overrides {
-            Arc::make_mut(&mut core).tls_overrides = overrides;
-        }
-        Ok(store.len())
-    }
-
-    /// Counts a new login of `user` (`anonymous` for the anonymous login) from `ip`; the
-    /// counts include it. The slot gives the login back when dropped.
-    pub fn count_login(
-        &self,
-        user: &str,
-        ip: IpAddr,
-        anonymous: bool,
-    ) -> (LoginSlot<'_>, LoginCounts) {
-        self.logins.count(user, ip, anonymous)
-    }
-
-    /// A failed login from `ip` (wrong password, unknown or disabled user). Returns true
-    /// when it starts a ban.
-    pub fn login_failed(&self, ip: IpAddr) -> bool {
-        self.logins.failed(ip)
-    }
-
-    /// A successful login from `ip`: its count of failures starts again.
-    pub fn login_succeeded(&self, ip: IpAddr) {
-        self.logins.succeeded(ip);
-    }
-
-    /// How much longer `ip` stays banned, if it is.
-    pub fn banned_for(&self, ip: IpAddr) -> Option<Duration> {
-        self.logins.banned_for(ip)
-    }
-
-    /// Connections being served now.
-    pub fn active(&self) -> usize {
-        self.connections.active()
-    }
-
-    /// Takes a connection slot for `ip`, or returns the limit that was hit.
-    fn admit(&self, ip: IpAddr) -> Result<ConnectionSlot, usize> {
-        self.connections.admit(ip)
-    }
-
-    /// Connections being served now from `ip`, as counted for `max_connections_per_ip`
-    /// (0 when there is no such limit: then they are not counted).
-    pub fn active_from(&self, ip: IpAddr) -> usize {
-        self.connections.active_from(ip)
-    }
-}
 
 struct Job {
     stream: TcpStream,
@@ -501,8 +365,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Reads the user store file again and, if it is good, puts its accounts in place of
+/// the old ones (creating new partners' folders). Returns the number of accounts, or
+/// every problem (file, key, reason); on error the old accounts stay.
+pub fn reload_store(shared: &Shared) -> Result<usize, Vec<String>> {
+    let s = &shared.settings;
+    let data = if s.users_file.exists() {
+        crate::store::load(&s.users_file, &s.partners_root)
+            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?
+    } else if s.users_file_explicit {
+        // A store that was named and is gone is more likely a mistake than the wish to
+        // lock everybody out.
+        return Err(vec![format!(
+            "{}: the user store is missing",
+            s.users_file.display()
+        )]);
+    } else {
+        StoreData::default()
+    };
+    let problems = crate::storage::make_partner_trees(&data.partners);
+    for p in &problems {
+        warn!("{p}");
+    }
+    Ok(shared.replace_store(data))
+}
+
 /// Watches the user store file: looks at it every [`STORE_POLL`] (mtime, size, inode) and on
-/// SIGHUP, and reloads it when it changed ([`Shared::reload_store`]). A bad file is logged
+/// SIGHUP, and reloads it when it changed ([`reload_store`]). A bad file is logged
 /// with every problem; the old accounts stay until the file is good again. Dropping the
 /// watcher stops it: keep it for the server's whole life.
 pub fn watch_store(shared: Arc<Shared>) -> io::Result<Watcher> {
@@ -515,7 +404,7 @@ pub fn watch_store(shared: Arc<Shared>) -> io::Result<Watcher> {
         "wharf-store-watch",
         vec![path.clone()],
         options,
-        move |why| match shared.reload_store() {
+        move |why| match reload_store(&shared) {
             Ok(n) => info!(
                 "user store {} reloaded{}: {n} account(s)",
                 path.display(),
@@ -730,6 +619,8 @@ fn serve(shared: &Shared, job: Job) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+    use crate::users::Users;
 
     fn shared(max: usize, per_ip: usize) -> Arc<Shared> {
         let s = Settings {
