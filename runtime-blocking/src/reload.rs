@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// How a [`Watcher`] looks for changes.
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
-    /// How often the watched files are stat'ed (at least every 10 ms). Default 5 s.
+    /// How often the watched files are stat'ed (10 ms at the least). Default 5 s.
     pub interval: Duration,
     /// Also reload on SIGHUP (Unix). Default true. Installing the handler replaces SIGHUP's
     /// default action (terminate) for the whole process, for as long as the process lives.

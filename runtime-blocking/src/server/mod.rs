@@ -29,8 +29,8 @@ use crate::store::StoreData;
 use door::{listen, warn_small_somaxconn, Door, Listener};
 use pool::{Pool, WORKER_IDLE};
 
-/// Where conn.rs and cli.rs name them; they live in [`crate::shared`] and [`crate::logins`],
-/// which do not import the connection (the server does).
+/// Kept at their old paths for conn.rs only: they live in [`crate::shared`] and
+/// [`crate::logins`], which, unlike this module, do not import the connection; name them there.
 pub use crate::logins::LoginSlot;
 pub use crate::shared::Shared;
 
