@@ -34,7 +34,8 @@ use wharf_core::policy::Cidr;
 use wharf_core::TlsPolicy;
 
 use crate::config::{parse_listen, parse_passive_ports, parse_tls_policy, ConfigError, Settings};
-use crate::server::{Server, Shared};
+use crate::server::Server;
+use crate::shared::Shared;
 use crate::store::{self, StoreData, StoreEdit, UserEntry};
 use crate::tls::{self, TlsContext, TlsError, WatchOptions};
 use crate::users::{self, Users};
@@ -697,9 +698,9 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
     let mut shared = Shared::new(settings, users, tls.clone());
     shared.events = events;
     let server = Server::bind(shared).map_err(|e| vec![e])?;
-    if let Err(e) = crate::server::watch_store(server.shared().clone()) {
-        log::warn!("cannot watch the user store for changes: {e}");
-    }
+    // Reload on file change or SIGHUP for the server's whole life (dropped after `run`).
+    let _store_watcher = crate::server::watch_store(server.shared().clone())
+        .map_err(|e| log::warn!("cannot watch the user store for changes: {e}"));
     let mut out = std::io::stdout().lock();
     let mut lines = String::new();
     if let Some((name, pw)) = &generated {

@@ -3,7 +3,7 @@
 //! transfer log (xferlog) and the live statistics; administrators' SITE WHO and SITE STAT
 //! are answered from here.
 //!
-//! What it owns: [`EventHub`], one per server (in [`crate::server::Shared`]), holding the
+//! What it owns: [`EventHub`], one per server (in [`crate::shared::Shared`]), holding the
 //! open log files, the event command's [`Runner`], the [`Stats`] and the [`Registry`] of
 //! logged-in sessions; and [`SessionTracker`], one per connection, which turns a session's
 //! events into those records and undoes its counts when the connection ends, however it ends.

@@ -7,9 +7,14 @@
 //! actions and report their outcomes; a transfer is a task the loop steps, answering the
 //! control connection between steps.
 //!
-//! - [`server`]: the listeners and the bounded worker pool, and what sessions share;
+//! - [`server`]: the door (one mio poll over the listeners, the refusals at connect time) and
+//!   the bounded worker pool whose workers take turns at it;
 //! - [`driver`]: one connection: the session loop, the actions, TLS on the control
 //!   connection, data connections, the transfer task;
+//! - [`shared`]: what every session shares (settings, accounts, TLS, events, counts);
+//!   [`logins`]: the counts behind the connection and login limits, and the bans of
+//!   addresses that fail too often; [`reload`]: watching files (and SIGHUP) for the
+//!   certificates and the user store;
 //! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root,
 //!   with owners and modes ([`meta`]: records beside the data) and atomic uploads;
 //! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
@@ -30,9 +35,12 @@ pub mod driver;
 pub mod event_command;
 pub mod events;
 pub mod limits;
+pub mod logins;
 pub mod meta;
+pub mod reload;
 pub mod rng;
 pub mod server;
+pub mod shared;
 pub mod stats;
 pub mod storage;
 pub mod store;

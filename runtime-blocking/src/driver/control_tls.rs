@@ -20,7 +20,7 @@ use wharf_core::{ActionId, OutcomeKind, Session, TlsInfo};
 
 use super::stream::{self, ControlStream, TlsStream};
 use super::{Connection, CONTROL_WRITE_TIMEOUT, TLS_HANDSHAKE_TIMEOUT};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::tls::{ControlTls, TlsContext};
 use rustls::ServerConfig;
 

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wharf_core::{ActionKind, Outcome, OutcomeKind, Output, Session};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::storage::Storage;
 use crate::tls::ControlTls;
 use data::PassiveListener;
@@ -116,7 +116,7 @@ pub struct Connection<'a> {
     user: Option<String>,
     /// The login the server counts for this session (login limits); given back when the
     /// core ends the login (`LoginEnded`) or the connection goes.
-    login_slot: Option<crate::server::LoginSlot<'a>>,
+    login_slot: Option<crate::logins::LoginSlot<'a>>,
     passive: Option<PassiveListener>,
     /// The transfer (or checksum) running, if any (on the heap: an idle session's memory is
     /// what it holds).

@@ -428,7 +428,7 @@ impl TlsContext {
     /// Start a thread that reloads when the files change (polling every `interval`) and, if
     /// asked, on SIGHUP. Dropping the returned watcher stops it.
     pub fn watch(&self, options: WatchOptions) -> std::io::Result<CertWatcher> {
-        CertWatcher::spawn(self.clone(), options)
+        watch::spawn(self.clone(), options)
     }
 
     fn watched_paths(&self) -> Vec<PathBuf> {

@@ -56,7 +56,7 @@ use wharf_core::{
 
 use super::data::{ActiveConnect, PassiveListener};
 use super::stream::{self, DataStream, HandshakeProgress};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::storage::{map_io_error, Storage};
 use crate::tls::{self, ControlTls, DataTls, Verdict};
 
