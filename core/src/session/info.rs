@@ -87,7 +87,7 @@ impl Session {
     pub(super) fn cmd_lang(&mut self, tag: Option<&str>) {
         let english = |t: &str| {
             t.eq_ignore_ascii_case("EN")
-                || t.len() > 3 && t[..3].eq_ignore_ascii_case("EN-") && t.is_char_boundary(3)
+                || t.len() > 3 && t.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("EN-"))
         };
         match tag {
             None => self.reply(200, "Responses in English (EN)."),
