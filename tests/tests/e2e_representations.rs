@@ -4,9 +4,9 @@
 //! share one misreading.
 //!
 //! Each test prepares files in the server's root and in the client's folder, runs one scenario
-//! of the client (which checks the replies and the bytes on the wire, and saves what it
-//! received), then checks what a user would see: the stored bytes on the server's disk and the
-//! bytes the client ended up with.
+//! of tests/e2e/representations_client.py (which plays it with that client, checks the replies
+//! and the bytes on the wire, and saves what it received), then checks what a user would see:
+//! the stored bytes on the server's disk and the bytes the client ended up with.
 //!
 //! TYPE E needs IBM-1047, which Python's own codecs lack: the client takes it from the PyPI
 //! package `ebcdic` (`python3 -m pip install --user ebcdic`; .ci/run installs it). Without it
@@ -21,7 +21,10 @@ use wharf_tests::e2e::{
     run_client, write_file, Server, ServerOptions, PASSWORD, USER,
 };
 
-const SCRIPT: &str = "rfc959_client.py";
+/// The scenarios; the reference client itself is [`CLIENT`].
+const SCRIPT: &str = "representations_client.py";
+/// The reference client, whose `selftest` runs without a server.
+const CLIENT: &str = "rfc959_client.py";
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Runs one scenario of the reference client against `server`; prints what it printed.
@@ -567,7 +570,7 @@ fn reference_client_selftest() {
         panic!("the Python package ebcdic is not installed and CI=true (.ci/run installs it)");
     }
     let mut cmd = Command::new("python3");
-    cmd.arg(client_script(SCRIPT))
+    cmd.arg(client_script(CLIENT))
         .arg("selftest")
         .env("PYTHONDONTWRITEBYTECODE", "1");
     let out = run_client(&mut cmd, Duration::from_secs(120));
