@@ -1235,23 +1235,29 @@ def selftest():
 
 
 def manual(direction, port, user, password, remote, local, rep="I", stru="F", mode="S"):
-    """get/put of one file, for a person: TYPE (`A`, `E`, `I`, `A C`...), STRU, MODE."""
+    """get/put of one file, for a person: TYPE (`A`, `E`, `I`, `A C`...), STRU, MODE. The local
+    file is UTF-8 for TYPE E; in STRU R each of its lines is a record."""
     parts = rep.split()
     fmt = Format(parts[0], parts[1] if len(parts) > 1 else None, stru, mode)
     ctl = session(int(port), user, password)
     ctl.set_format(fmt)
+    text = fmt.rep == "E"
     if direction == "get":
         t = retrieve(ctl, f"RETR {remote}", fmt)
-        if t.received is not None and t.error is None:
+        if t.ok():
             got = fmt.local(t.received)
+            if stru == "R":
+                got = ("\n" if text else b"\n").join(got + ["" if text else b""])
             with open(local, "wb") as f:
-                f.write(got.encode("utf-8") if isinstance(got, str) else got)
+                f.write(got.encode("utf-8") if text else got)
     else:
         with open(local, "rb") as f:
             data = f.read()
-        t = store(
-            ctl, f"STOR {remote}", fmt.encode(data.decode("utf-8") if fmt.rep == "E" else data)
-        )
+        data = data.decode("utf-8") if text else data
+        if stru == "R":
+            data = data.split("\n" if text else b"\n")
+            data = data[:-1] if data and not data[-1] else data
+        t = store(ctl, f"STOR {remote}", fmt.encode(data))
     print(t)
     return 0 if t.ok() else 1
 
@@ -1260,7 +1266,7 @@ def main(argv):
     if argv[1:2] == ["selftest"]:
         selftest()
         return 0
-    if argv[1:2] in (["get"], ["put"]) and len(argv) >= 8:
+    if argv[1:2] in (["get"], ["put"]) and len(argv) >= 7:
         return manual(argv[1], *argv[2:])
     print(__doc__, file=sys.stderr)
     return 2
