@@ -27,7 +27,7 @@ const SCRIPT: &str = "representations_client.py";
 const CLIENT: &str = "rfc959_client.py";
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// Runs one scenario of the reference client against `server`; prints what it printed.
+/// Runs one scenario of [`SCRIPT`] against `server`; prints what it printed.
 fn scenario(server: &Server, name: &str, extra: &[&str]) {
     let out = python_scenario(
         SCRIPT,
@@ -64,7 +64,10 @@ fn require_ebcdic() -> bool {
              `python3 -m pip install --user ebcdic`"
         );
     }
-    eprintln!("SKIPPED: the Python package ebcdic is not installed (python3 -m pip install --user ebcdic)");
+    eprintln!(
+        "SKIPPED: the Python package ebcdic is not installed \
+         (python3 -m pip install --user ebcdic)"
+    );
     false
 }
 
