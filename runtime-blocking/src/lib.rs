@@ -10,7 +10,7 @@
 //! - [`server`] also holds what sessions share about logins: the counts behind the login
 //!   limits, the ban of addresses that fail too often, the reloadable user store;
 //! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root,
-//!   with owners and modes ([`meta`]: records beside the data) and atomic uploads;
+//!   with owners and modes ([`storage::records`]: records beside the data) and atomic uploads;
 //! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
 //!   password checks; [`store`]: the user store file (partners and users) and its changes;
 //! - [`config`]: the TOML configuration and its errors; [`limits`]: the open-file limit the
@@ -29,7 +29,6 @@ pub mod data;
 pub mod event_command;
 pub mod events;
 pub mod limits;
-pub mod meta;
 pub mod rng;
 pub mod server;
 pub mod stats;

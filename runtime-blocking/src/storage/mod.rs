@@ -31,7 +31,7 @@
 //! Wharf does not map FTP users to system accounts, so the file system cannot say who owns an
 //! entry. Each entry is reported with, in this order of precedence:
 //! 1. a fixed folder of a partner: the owner, group and mode the store gives it;
-//! 2. a record in the directory's sidecar (see the meta module), written when an FTP user
+//! 2. a record in the directory's sidecar (see [`records`]), written when an FTP user
 //!    creates the entry (MKD, an upload of a new file) or changes its mode (SITE CHMOD), and
 //!    kept in step by renames and deletes, so that it survives a restart;
 //! 3. otherwise the tree's default owner and group ([`LocalFs::with_owner`]: `root`/`root` in
@@ -80,9 +80,11 @@ use wharf_core::action::Ownership;
 use wharf_core::codec::AsciiEncoder;
 use wharf_core::{FileInfo, FileKind, StorageError, StoreMode, UnixTime, VirtualPath};
 
-use crate::meta::{self, Record, Records, PARTIAL_PREFIX};
+pub mod records;
+
 use crate::transfer::sys;
 use crate::users::{FixedFolder, Login, Partner, View};
+use records::{Record, Records, PARTIAL_PREFIX};
 
 /// The most names `STOU` tries before giving up: `name`, then `name.1` ... `name.16`
 /// ([`UNIQUE_NUMBERED`]), then `name.` and 12 random hex digits.
@@ -474,7 +476,7 @@ impl LocalFs {
         let record = match records {
             Some(r) => r.get(name).filter(|r| Some(r.ino) == ino).cloned(),
             None => match (real.parent(), ino) {
-                (Some(dir), Some(ino)) => meta::global().get(dir, name, ino),
+                (Some(dir), Some(ino)) => records::global().get(dir, name, ino),
                 _ => None,
             },
         };
@@ -519,7 +521,7 @@ impl LocalFs {
             mode: ownership.mode & 0o7777,
             ino,
         };
-        meta::global().update(dir, |r| {
+        records::global().update(dir, |r| {
             r.insert(name, record);
         })
     }
@@ -533,12 +535,12 @@ impl LocalFs {
             return;
         };
         let name = name.to_string_lossy();
-        if let Err(e) = meta::global().update(dir, |r| {
+        if let Err(e) = records::global().update(dir, |r| {
             r.remove(name.as_ref());
         }) {
             warn!(
                 "{}: cannot update the ownership records: {e}",
-                dir.join(meta::SIDECAR).display()
+                dir.join(records::SIDECAR).display()
             );
         }
     }
@@ -560,7 +562,7 @@ impl LocalFs {
             sname.to_string_lossy().into_owned(),
             tname.to_string_lossy().into_owned(),
         );
-        let store = meta::global();
+        let store = records::global();
         let r = if sdir == tdir {
             store.update(sdir, |r| match r.remove(&sname) {
                 Some(rec) => {
@@ -612,14 +614,14 @@ impl LocalFs {
         if stale.is_empty() {
             return;
         }
-        if let Err(e) = meta::global().update(dir, |r| {
+        if let Err(e) = records::global().update(dir, |r| {
             for name in &stale {
                 r.remove(name);
             }
         }) {
             warn!(
                 "{}: cannot prune stale ownership records: {e}",
-                dir.join(meta::SIDECAR).display()
+                dir.join(records::SIDECAR).display()
             );
         }
     }
@@ -643,7 +645,7 @@ impl Drop for LocalFs {
 
 /// Whether any component of `path` is a name reserved for the server.
 fn is_reserved_path(path: &VirtualPath) -> bool {
-    path.components().any(meta::is_reserved)
+    path.components().any(records::is_reserved)
 }
 
 /// Makes a partner's root and its fixed folders where missing.
@@ -700,7 +702,7 @@ pub fn sweep_partials(root: &Path) -> usize {
                 stack.push(entry.path());
             } else if ft.is_file()
                 && (name.starts_with(PARTIAL_PREFIX)
-                    || name.starts_with(&format!("{}.tmp.", meta::SIDECAR)))
+                    || name.starts_with(&format!("{}.tmp.", records::SIDECAR)))
                 && fs::remove_file(entry.path()).is_ok()
             {
                 removed += 1;
@@ -789,7 +791,7 @@ fn undecodable_entry(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 fn name_usable(name: &str) -> bool {
-    !name.contains(['\r', '\n']) && !meta::is_reserved(name)
+    !name.contains(['\r', '\n']) && !records::is_reserved(name)
 }
 
 impl Storage for LocalFs {
@@ -812,7 +814,7 @@ impl Storage for LocalFs {
     fn read_dir(&self, path: &VirtualPath) -> Result<Vec<FileInfo>, StorageError> {
         let real = self.existing(path)?;
         let dir = fs::read_dir(&real).map_err(|e| map_io_error(&e))?;
-        let records = self.records.then(|| meta::global().records(&real));
+        let records = self.records.then(|| records::global().records(&real));
         let mut seen = std::collections::HashMap::new();
         let mut out = Vec::new();
         for entry in dir {
@@ -899,7 +901,7 @@ impl Storage for LocalFs {
         for entry in fs::read_dir(&target).map_err(|e| map_io_error(&e))? {
             let entry = entry.map_err(|e| map_io_error(&e))?;
             let name = entry.file_name();
-            if !meta::is_reserved(&name.to_string_lossy()) {
+            if !records::is_reserved(&name.to_string_lossy()) {
                 return Err(StorageError::DirectoryNotEmpty);
             }
             ours.push(entry.path());
@@ -908,7 +910,7 @@ impl Storage for LocalFs {
             let _ = fs::remove_file(&p);
         }
         fs::remove_dir(&target).map_err(|e| map_io_error(&e))?;
-        meta::global().forget(&target);
+        records::global().forget(&target);
         self.unrecord(&target);
         Ok(())
     }
@@ -1039,7 +1041,7 @@ impl Storage for LocalFs {
         let mut mode_set = false;
         let (written, opened) = if self.atomic {
             let dir = target.parent().unwrap_or(&self.root);
-            let partial = dir.join(format!("{PARTIAL_PREFIX}{}", meta::unique_suffix()));
+            let partial = dir.join(format!("{PARTIAL_PREFIX}{}", records::unique_suffix()));
             let opened =
                 if old.is_some() && matches!(mode, StoreMode::Append | StoreMode::Resume(_)) {
                     // Copy-on-write: the old content stays under the final name until the new
@@ -1160,7 +1162,7 @@ impl Storage for LocalFs {
                     let ino = fs::symlink_metadata(&p.target)
                         .map_err(|e| map_io_error(&e))?
                         .ino();
-                    meta::global().update(dir, |r| {
+                    records::global().update(dir, |r| {
                         if let Some(rec) = r.get_mut(name.as_ref()) {
                             if rec.ino == old {
                                 rec.ino = ino;
@@ -1295,7 +1297,7 @@ impl LocalFs {
                     Err(e) => return Err(map_io_error(&e)),
                 }
                 let dir = target.parent().unwrap_or(&self.root);
-                let partial = dir.join(format!("{PARTIAL_PREFIX}{}", meta::unique_suffix()));
+                let partial = dir.join(format!("{PARTIAL_PREFIX}{}", records::unique_suffix()));
                 let f = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -1773,7 +1775,7 @@ mod tests {
             Err(StorageError::PermissionDenied)
         );
         // A restarted server (a new storage, a new cache) sees the same owners.
-        crate::meta::global().forget(&root.join("Outbox/2026"));
+        records::global().forget(&root.join("Outbox/2026"));
         let again = LocalFs::new(&root)
             .unwrap()
             .with_owner("root", "root")
