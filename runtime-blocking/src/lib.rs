@@ -10,7 +10,8 @@
 //! - [`server`] also holds what sessions share about logins: the counts behind the login
 //!   limits, the ban of addresses that fail too often, the reloadable user store;
 //! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root,
-//!   with owners and modes ([`storage::records`]: records beside the data) and atomic uploads;
+//!   with owners and modes (records beside the data) and atomic uploads; its module map says
+//!   which file owns what;
 //! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
 //!   password checks; [`store`]: the user store file (partners and users) and its changes;
 //! - [`config`]: the TOML configuration and its errors; [`limits`]: the open-file limit the
