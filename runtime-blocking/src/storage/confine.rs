@@ -236,11 +236,12 @@ fn undecodable_entry(dir: &Path, name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::testing::{names, setup, vp};
+    use crate::storage::testing::{assert_errors, assert_refused, names, setup, vp};
     use crate::storage::Storage;
     use std::io::{Read, Write};
     use std::os::unix::fs::symlink;
-    use wharf_core::StoreMode;
+    use wharf_core::StorageError::{NotADirectory, NotFound, PermissionDenied};
+    use wharf_core::StoreMode::{self, Create};
 
     #[test]
     fn dot_dot_and_absolute_stay_inside() {
@@ -294,43 +295,21 @@ mod tests {
         let root = t.0.join("root");
         symlink(t.0.join("outside"), root.join("out")).unwrap();
         symlink(t.0.join("outside/secret"), root.join("secret-link")).unwrap();
-        assert_eq!(fs.stat(&vp("/out")), Err(StorageError::PermissionDenied));
-        assert_eq!(
-            fs.open_read(&vp("/secret-link"), 0).err(),
-            Some(StorageError::PermissionDenied)
-        );
-        assert_eq!(
-            fs.read_dir(&vp("/out")).err(),
-            Some(StorageError::PermissionDenied)
-        );
-        assert_eq!(
-            fs.open_read(&vp("/out/secret"), 0).err(),
-            Some(StorageError::PermissionDenied)
-        );
-        // Writing through the link, into or onto it, is refused too.
-        assert_eq!(
-            fs.open_write(&vp("/out/new"), StoreMode::Create).err(),
-            Some(StorageError::PermissionDenied)
-        );
-        assert_eq!(
-            fs.open_write(&vp("/secret-link"), StoreMode::Create).err(),
-            Some(StorageError::PermissionDenied)
-        );
-        assert_eq!(
-            fs.mkdir(&vp("/out/d"), None),
-            Err(StorageError::PermissionDenied)
-        );
-        assert_eq!(
-            fs.delete(&vp("/secret-link")),
-            Err(StorageError::PermissionDenied)
-        );
-        assert_eq!(
-            fs.rename(&vp("/a.txt"), &vp("/out/a.txt")),
-            Err(StorageError::PermissionDenied)
-        );
-        assert_eq!(
-            fs.rename(&vp("/secret-link"), &vp("/mine")),
-            Err(StorageError::PermissionDenied)
+        assert_refused(
+            PermissionDenied,
+            [
+                fs.stat(&vp("/out")).err(),
+                fs.open_read(&vp("/secret-link"), 0).err(),
+                fs.read_dir(&vp("/out")).err(),
+                fs.open_read(&vp("/out/secret"), 0).err(),
+                // Writing through the link, into or onto it, is refused too.
+                fs.open_write(&vp("/out/new"), StoreMode::Create).err(),
+                fs.open_write(&vp("/secret-link"), StoreMode::Create).err(),
+                fs.mkdir(&vp("/out/d"), None).err(),
+                fs.delete(&vp("/secret-link")).err(),
+                fs.rename(&vp("/a.txt"), &vp("/out/a.txt")).err(),
+                fs.rename(&vp("/secret-link"), &vp("/mine")).err(),
+            ],
         );
         // Links that lead out are not listed.
         let names = names(&fs, "/");
@@ -379,21 +358,17 @@ mod tests {
         let (real, _) = jail.existing_meta(&vp("/sub/in/f")).unwrap();
         assert_eq!(real, fs::canonicalize(root.join("sub/deeper/f")).unwrap());
         assert_eq!(fs.stat(&vp("/sub/in/f")).unwrap().size, 1);
-        // Leading out, at any depth: refused, for reading and for writing.
-        assert_eq!(
-            fs.stat(&vp("/sub/out/secret")),
-            Err(StorageError::PermissionDenied)
-        );
-        assert_eq!(
-            fs.open_write(&vp("/sub/out/new"), StoreMode::Create).err(),
-            Some(StorageError::PermissionDenied)
-        );
-        // Missing components and files used as folders give the errors realpath gives.
-        assert_eq!(fs.stat(&vp("/sub/nope/f")), Err(StorageError::NotFound));
-        assert_eq!(fs.stat(&vp("/a.txt/f")), Err(StorageError::NotADirectory));
-        assert_eq!(
-            fs.open_write(&vp("/a.txt/f"), StoreMode::Create).err(),
-            Some(StorageError::NotADirectory)
-        );
+        assert_errors([
+            // Leading out, at any depth: refused, for reading and for writing.
+            (fs.stat(&vp("/sub/out/secret")).err(), PermissionDenied),
+            (
+                fs.open_write(&vp("/sub/out/new"), Create).err(),
+                PermissionDenied,
+            ),
+            // Missing components and files used as folders give the errors realpath gives.
+            (fs.stat(&vp("/sub/nope/f")).err(), NotFound),
+            (fs.stat(&vp("/a.txt/f")).err(), NotADirectory),
+            (fs.open_write(&vp("/a.txt/f"), Create).err(), NotADirectory),
+        ]);
     }
 }

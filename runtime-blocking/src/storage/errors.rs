@@ -41,42 +41,58 @@ pub fn map_io_error(e: &io::Error) -> StorageError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::testing::{setup, vp};
+    use crate::storage::testing::{assert_errors, setup, vp};
     use crate::storage::Storage;
     use std::fs;
-    use wharf_core::{StoreMode, VirtualPath};
+    use wharf_core::StorageError::*;
+    use wharf_core::StoreMode::Create;
+    use wharf_core::VirtualPath;
+
+    #[test]
+    fn errno_values_and_kinds_map_to_their_errors() {
+        let cases = [
+            (2, NotFound),
+            (13, PermissionDenied),
+            (17, AlreadyExists),
+            (20, NotADirectory),
+            (21, IsADirectory),
+            (22, InvalidName),
+            (28, NoSpace),
+            (30, PermissionDenied),
+            (36, InvalidName),
+            (39, DirectoryNotEmpty),
+            (40, PermissionDenied),
+            (84, InvalidName),
+            (122, NoSpace),
+        ];
+        for (errno, want) in cases {
+            let got = map_io_error(&io::Error::from_raw_os_error(errno));
+            assert_eq!(got, want, "errno {errno}");
+        }
+        let other = map_io_error(&io::Error::other("the disk caught fire"));
+        assert_eq!(other, Other("the disk caught fire".into()));
+    }
 
     #[test]
     fn errors_map_to_storage_errors() {
         let (t, fs) = setup("errors");
+        assert_errors([
+            (fs.stat(&vp("/nope")).err(), NotFound),
+            (fs.mkdir(&vp("/sub"), None).err(), AlreadyExists),
+            (fs.mkdir(&vp("/no/such"), None).err(), NotFound),
+        ]);
         let root = t.0.join("root");
-        assert_eq!(fs.stat(&vp("/nope")), Err(StorageError::NotFound));
-        assert_eq!(
-            fs.mkdir(&vp("/sub"), None),
-            Err(StorageError::AlreadyExists)
-        );
-        assert_eq!(fs.mkdir(&vp("/no/such"), None), Err(StorageError::NotFound));
         fs::write(root.join("sub/x"), b"").unwrap();
-        assert_eq!(fs.rmdir(&vp("/sub")), Err(StorageError::DirectoryNotEmpty));
-        assert_eq!(fs.rmdir(&vp("/a.txt")), Err(StorageError::NotADirectory));
-        assert_eq!(fs.delete(&vp("/sub")), Err(StorageError::IsADirectory));
-        assert_eq!(
-            fs.open_read(&vp("/sub"), 0).err(),
-            Some(StorageError::IsADirectory)
-        );
-        assert_eq!(
-            fs.open_write(&vp("/a.txt/x"), StoreMode::Create).err(),
-            Some(StorageError::NotADirectory)
-        );
         let long = "n".repeat(300);
-        assert_eq!(
-            fs.mkdir(&vp(&format!("/{long}")), None),
-            Err(StorageError::InvalidName)
-        );
-        assert_eq!(
-            fs.delete(&VirtualPath::root()),
-            Err(StorageError::PermissionDenied)
-        );
+        assert_errors([
+            (fs.rmdir(&vp("/sub")).err(), DirectoryNotEmpty),
+            (fs.rmdir(&vp("/a.txt")).err(), NotADirectory),
+            (fs.delete(&vp("/sub")).err(), IsADirectory),
+            (fs.open_read(&vp("/sub"), 0).err(), IsADirectory),
+            (fs.open_write(&vp("/a.txt/x"), Create).err(), NotADirectory),
+            (fs.mkdir(&vp(&format!("/{long}")), None).err(), InvalidName),
+            (fs.delete(&VirtualPath::root()).err(), PermissionDenied),
+        ]);
         fs.rename(&vp("/a.txt"), &vp("/sub/b.txt")).unwrap();
         assert!(root.join("sub/b.txt").exists());
         fs.delete(&vp("/sub/b.txt")).unwrap();

@@ -292,9 +292,10 @@ impl Owners {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::testing::{names, own, partner_tree, upload, vp, TempDir};
+    use crate::storage::testing::{assert_errors, names, own, partner_tree, upload, vp, TempDir};
     use crate::storage::{LocalFs, Storage};
-    use wharf_core::StoreMode;
+    use wharf_core::StorageError::{InvalidName, NotFound};
+    use wharf_core::StoreMode::{self, Create};
 
     #[test]
     fn partner_trees_report_owners_and_keep_records() {
@@ -340,27 +341,19 @@ mod tests {
         // The records are in a hidden sidecar that is never listed nor reachable.
         assert!(root.join("Outbox/2026/.wharf-meta.toml").is_file());
         assert_eq!(names(&fs, "/Outbox"), ["2026"]);
-        assert_eq!(
-            fs.stat(&vp("/Outbox/.wharf-meta.toml")),
-            Err(StorageError::NotFound)
-        );
-        assert_eq!(
-            fs.open_read(&vp("/Outbox/2026/.wharf-meta.toml"), 0).err(),
-            Some(StorageError::NotFound)
-        );
-        assert_eq!(
-            fs.open_write(&vp("/Outbox/.WHARF-meta.toml"), StoreMode::Create)
-                .err(),
-            Some(StorageError::InvalidName)
-        );
-        assert_eq!(
-            fs.mkdir(&vp("/Outbox/.wharf"), None),
-            Err(StorageError::InvalidName)
-        );
-        assert_eq!(
-            fs.delete(&vp("/Outbox/.wharf-meta.toml")),
-            Err(StorageError::NotFound)
-        );
+        assert_errors([
+            (fs.stat(&vp("/Outbox/.wharf-meta.toml")).err(), NotFound),
+            (
+                fs.open_read(&vp("/Outbox/2026/.wharf-meta.toml"), 0).err(),
+                NotFound,
+            ),
+            (
+                fs.open_write(&vp("/Outbox/.WHARF-meta.toml"), Create).err(),
+                InvalidName,
+            ),
+            (fs.mkdir(&vp("/Outbox/.wharf"), None).err(), InvalidName),
+            (fs.delete(&vp("/Outbox/.wharf-meta.toml")).err(), NotFound),
+        ]);
         // SITE CHMOD changes the recorded mode; fixed folders and the root keep theirs.
         fs.set_mode(&vp("/Outbox/2026/inv.txt"), 0o640).unwrap();
         assert_eq!(fs.stat(&vp("/Outbox/2026/inv.txt")).unwrap().mode, 0o640);

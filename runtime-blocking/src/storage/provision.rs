@@ -93,7 +93,6 @@ mod tests {
     #[test]
     fn partial_files_of_a_server_that_died_are_swept_at_the_next_start() {
         let (t, fs) = partner_tree("sweep", true);
-        let out = t.0.join("acme/Outbox");
         upload(
             &fs,
             "/Outbox/a.csv",
@@ -102,6 +101,7 @@ mod tests {
             b"a",
         );
         drop(fs);
+        let out = t.0.join("acme/Outbox");
         // Partial files of a server that died are swept at the next start.
         fs::write(out.join(format!("{PARTIAL_PREFIX}dead")), b"x").unwrap();
         fs::create_dir_all(out.join("deep")).unwrap();

@@ -1,11 +1,11 @@
 //! Helpers the storage tests share: temporary trees (plain, a partner's, a home's), virtual
 //! paths, uploads in one call. Test code only.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use wharf_core::action::Ownership;
-use wharf_core::{StoreMode, VirtualPath};
+use wharf_core::{StorageError, StoreMode, VirtualPath};
 
 use super::names::PARTIAL_PREFIX;
 use super::provision::make_tree;
@@ -84,13 +84,34 @@ pub fn names(fs: &LocalFs, dir: &str) -> Vec<String> {
     v
 }
 
+/// An upload to `path` begun (by `who`, in `mode`): the file it writes.
+pub fn begin(fs: &LocalFs, path: &str, mode: StoreMode, who: Option<Ownership>) -> File {
+    fs.begin_upload(who);
+    fs.open_write(&vp(path), mode).unwrap().0
+}
+
 /// A whole upload of `data` to `path`: begun, written, finished.
 pub fn upload(fs: &LocalFs, path: &str, mode: StoreMode, who: Option<Ownership>, data: &[u8]) {
-    fs.begin_upload(who);
-    let (mut f, _) = fs.open_write(&vp(path), mode).unwrap();
+    let mut f = begin(fs, path, mode, who);
     f.write_all(data).unwrap();
     drop(f);
     fs.finish_upload(true).unwrap();
+}
+
+/// Asserts that every operation whose error is in `got` failed with `want`.
+#[track_caller]
+pub fn assert_refused<const N: usize>(want: StorageError, got: [Option<StorageError>; N]) {
+    for (i, got) in got.into_iter().enumerate() {
+        assert_eq!(got.as_ref(), Some(&want), "operation {} of {N}", i + 1);
+    }
+}
+
+/// Asserts that each operation failed with the error beside it: `(its error, the error)`.
+#[track_caller]
+pub fn assert_errors<const N: usize>(cases: [(Option<StorageError>, StorageError); N]) {
+    for (i, (got, want)) in cases.into_iter().enumerate() {
+        assert_eq!(got, Some(want), "operation {} of {N}", i + 1);
+    }
 }
 
 /// The partial-file names in `dir`.

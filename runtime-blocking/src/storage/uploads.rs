@@ -488,9 +488,26 @@ fn open_for(path: &Path, mode: StoreMode) -> Result<File, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::testing::{names, own, partials, partner_tree, setup, upload, vp};
-    use crate::storage::Storage;
+    use crate::storage::testing::{begin, names, own, partials, partner_tree, setup, upload, vp};
+    use crate::storage::{LocalFs, Storage};
     use std::io::{Read, Write};
+
+    /// Writes `data` through `f`, the file of the upload begun last, and finishes the upload,
+    /// checking that `real` holds `before` until then and `after` once it is in place.
+    fn write_then_place(
+        fs: &LocalFs,
+        mut f: File,
+        data: &[u8],
+        real: &Path,
+        before: &[u8],
+        after: &[u8],
+    ) {
+        f.write_all(data).unwrap();
+        assert_eq!(fs::read(real).unwrap(), before);
+        drop(f);
+        fs.finish_upload(true).unwrap();
+        assert_eq!(fs::read(real).unwrap(), after);
+    }
 
     #[test]
     fn store_modes() {
@@ -564,8 +581,7 @@ mod tests {
         let (t, fs) = partner_tree("swap", true);
         let out = t.0.join("acme/Outbox");
         let start = |name: &str| {
-            fs.begin_upload(None);
-            let (mut f, _) = fs.open_write(&vp(name), StoreMode::Create).unwrap();
+            let mut f = begin(&fs, name, StoreMode::Create, None);
             f.write_all(b"new").unwrap();
         };
         // A small file replaced: removed at once, nothing hidden left.
@@ -610,10 +626,7 @@ mod tests {
         let out = t.0.join("acme/Outbox");
         let alice = own("alice", "acme", 0o444);
         // In flight: nothing under the final name, nothing listed.
-        fs.begin_upload(Some(alice.clone()));
-        let (mut f, _) = fs
-            .open_write(&vp("/Outbox/a.csv"), StoreMode::Create)
-            .unwrap();
+        let mut f = begin(&fs, "/Outbox/a.csv", StoreMode::Create, Some(alice.clone()));
         f.write_all(b"half").unwrap();
         assert!(!out.join("a.csv").exists());
         assert!(names(&fs, "/Outbox").is_empty());
@@ -624,10 +637,7 @@ mod tests {
         let a = fs.stat(&vp("/Outbox/a.csv")).unwrap();
         assert_eq!((a.owner.as_str(), a.mode), ("alice", 0o444));
         // A failed upload leaves nothing, not even its partial file.
-        fs.begin_upload(Some(alice.clone()));
-        let (mut f, _) = fs
-            .open_write(&vp("/Outbox/b.csv"), StoreMode::Create)
-            .unwrap();
+        let mut f = begin(&fs, "/Outbox/b.csv", StoreMode::Create, Some(alice.clone()));
         f.write_all(b"cut").unwrap();
         drop(f);
         fs.finish_upload(false).unwrap();
@@ -637,27 +647,13 @@ mod tests {
         // file keeps its owner and mode.
         fs::write(out.join("r.txt"), b"old").unwrap();
         fs.set_mode(&vp("/Outbox/r.txt"), 0o664).unwrap();
-        fs.begin_upload(Some(alice.clone()));
-        let (mut f, _) = fs
-            .open_write(&vp("/Outbox/r.txt"), StoreMode::Create)
-            .unwrap();
-        f.write_all(b"new").unwrap();
-        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"old");
-        drop(f);
-        fs.finish_upload(true).unwrap();
-        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new");
+        let f = begin(&fs, "/Outbox/r.txt", StoreMode::Create, Some(alice.clone()));
+        write_then_place(&fs, f, b"new", &out.join("r.txt"), b"old", b"new");
         let r = fs.stat(&vp("/Outbox/r.txt")).unwrap();
         assert_eq!((r.owner.as_str(), r.mode), ("root", 0o664));
         // APPE and REST+STOR: copy-on-write.
-        fs.begin_upload(None);
-        let (mut f, _) = fs
-            .open_write(&vp("/Outbox/r.txt"), StoreMode::Append)
-            .unwrap();
-        f.write_all(b"+more").unwrap();
-        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new");
-        drop(f);
-        fs.finish_upload(true).unwrap();
-        assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new+more");
+        let f = begin(&fs, "/Outbox/r.txt", StoreMode::Append, None);
+        write_then_place(&fs, f, b"+more", &out.join("r.txt"), b"new", b"new+more");
         upload(&fs, "/Outbox/r.txt", StoreMode::Resume(3), None, b"!");
         assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new!");
         assert_eq!(
@@ -677,10 +673,7 @@ mod tests {
         fs.finish_upload(true).unwrap();
         assert_eq!(fs::read(out.join("a.csv.1")).unwrap(), b"u");
         // A session that ends mid-upload (the storage dropped) leaves no partial file.
-        fs.begin_upload(Some(alice));
-        let (mut f, _) = fs
-            .open_write(&vp("/Outbox/c.csv"), StoreMode::Create)
-            .unwrap();
+        let mut f = begin(&fs, "/Outbox/c.csv", StoreMode::Create, Some(alice));
         f.write_all(b"c").unwrap();
         drop(f);
         drop(fs);
