@@ -62,8 +62,7 @@ use crate::transfer::sys;
 /// ([`UNIQUE_NUMBERED`]), then `name.` and 12 random hex digits.
 pub const MAX_UNIQUE_TRIES: u32 = 1000;
 /// How many numbered names `STOU` tries before random ones: numbers are what people expect
-/// to see, but counting up past thousands of earlier uploads would cost a lookup each (and
-/// used to end in a refusal after `name.999`).
+/// to see, but counting up past thousands of earlier uploads would cost a lookup each.
 pub const UNIQUE_NUMBERED: u32 = 16;
 /// The size from which a file an atomic upload replaces is kept under a hidden name until
 /// the upload's reply is sent ([`Uploads::release_replaced`]): freeing a large file's blocks
