@@ -3,7 +3,8 @@
 //! `ENAMETOOLONG` → `InvalidName`, `EROFS` → `PermissionDenied`, and so on.
 //!
 //! One function, used by every storage operation and by the transfer code. It decides no
-//! reply itself (that is the core's) and never looks at an error's message.
+//! reply itself (that is the core's) and nothing by an error's message (which only travels on
+//! in `StorageError::Other`).
 
 use std::io;
 use wharf_core::StorageError;

@@ -23,7 +23,10 @@
 //!   at start; never touches what users made.
 //! - [`names`]: the server's reserved names (`.wharf*`) and unique suffixes; touches no file.
 //! - [`entry`]: an entry's [`FileInfo`] from its metadata, times as [`UnixTime`].
-//! - [`errors`]: `io::Error` (errno) → [`StorageError`]; never reads an error's message.
+//! - [`errors`]: `io::Error` (errno) → [`StorageError`]; decides nothing by an error's message.
+//!
+//! The rest of the runtime names [`Storage`], [`LocalFs`], [`map_io_error`] and the provisioning
+//! functions from here (re-exported); [`unix_now`] is re-exported only for the connection code.
 //!
 //! Design notes and figures: docs/transfers.md (atomic uploads, putting files in place),
 //! docs/partners.md (owner records).
