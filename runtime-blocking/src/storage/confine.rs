@@ -22,7 +22,7 @@
 //!   nowhere, and names that contain CR or LF (they would break the listing formats).
 //! - Names on disk that are not UTF-8 (written there by something other than Wharf) are listed
 //!   with U+FFFD in place of each byte that is not, and such a listed name leads back to its
-//!   entry when exactly one entry of the folder lists as it ([`undecodable_entry`]).
+//!   entry when exactly one entry of the folder lists as it (`undecodable_entry`).
 //! - Known limit: the checks and the operation are separate system calls, so a local user who
 //!   can change the tree at the same moment (replace a checked directory by a symlink) could
 //!   race them. FTP users alone cannot create symlinks.

@@ -4,7 +4,7 @@
 //! Wharf does not map FTP users to system accounts, so the file system cannot say who owns an
 //! entry. Each entry is reported with, in this order of precedence:
 //! 1. a fixed folder of a partner: the owner, group and mode the store gives it;
-//! 2. a record in the directory's sidecar ([`records`](super::records)), written when an FTP
+//! 2. a record in the directory's sidecar ([`records`]), written when an FTP
 //!    user creates the entry (MKD, an upload of a new file) or changes its mode (SITE CHMOD),
 //!    and kept in step by renames and deletes, so that it survives a restart;
 //! 3. otherwise the tree's default owner and group (`root`/`root` in a partner's tree, so that
