@@ -16,7 +16,8 @@
 //!   addresses that fail too often; [`reload`]: watching files (and SIGHUP) for the
 //!   certificates and the user store;
 //! - [`storage`]: the [`storage::Storage`] trait and the local file system confined to a root,
-//!   with owners and modes ([`meta`]: records beside the data) and atomic uploads;
+//!   with owners and modes (records beside the data) and atomic uploads; its module map says
+//!   which file owns what;
 //! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
 //!   password checks; [`store`]: the user store file (partners and users) and its changes;
 //! - [`config`]: the TOML configuration and its errors; [`limits`]: the open-file limit the
@@ -36,7 +37,6 @@ pub mod event_command;
 pub mod events;
 pub mod limits;
 pub mod logins;
-pub mod meta;
 pub mod reload;
 pub mod rng;
 pub mod server;

@@ -236,7 +236,7 @@ pub fn check_user_name(name: &str) -> Result<(), String> {
     if name.chars().any(|c| c.is_control()) {
         return bad("it contains control characters");
     }
-    if crate::meta::is_reserved(name) || name.starts_with('.') {
+    if crate::storage::names::is_reserved(name) || name.starts_with('.') {
         return bad("it starts with '.'");
     }
     match name.split_once('/') {
@@ -585,7 +585,7 @@ fn parse_folder(e: &mut Entry<'_>, prefix: &str, t: &toml::Table) -> Option<Fixe
                             &key(k),
                             "must name a folder inside the partner's tree, not /",
                         ),
-                        Ok(p) if p.components().any(crate::meta::is_reserved) => e.err(
+                        Ok(p) if p.components().any(crate::storage::names::is_reserved) => e.err(
                             &key(k),
                             "names starting with .wharf are reserved for the server",
                         ),
@@ -922,7 +922,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map_or("store".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp.{}", crate::meta::unique_suffix()));
+    let tmp = dir.join(format!(
+        ".{name}.tmp.{}",
+        crate::storage::names::unique_suffix()
+    ));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)

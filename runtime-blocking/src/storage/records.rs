@@ -1,4 +1,4 @@
-//! Ownership records kept beside the data: who owns an entry, its group and its permission
+//! The ownership records kept beside the data: who owns an entry, its group and its permission
 //! bits, for file systems that cannot hold them (Wharf does not map FTP users to system
 //! accounts, so every file on disk belongs to the server's own account).
 //!
@@ -27,10 +27,10 @@
 //!
 //! # Rules
 //! - A change appends the entries of the names it touched, in one `write`, under one
-//!   process-wide lock ([`MetaStore::update`]): an upload into a folder of 10,000 files costs
+//!   process-wide lock ([`RecordStore::update`]): an upload into a folder of 10,000 files costs
 //!   what it costs in an empty one. (Rewriting and syncing the whole file at every change
-//!   made each upload into a partner's folder cost time in proportion to the folder: 311
-//!   uploads a second into an empty Outbox, 31 once it held 4,000 files.)
+//!   made each upload cost time in proportion to the folder; the figures are in
+//!   docs/partners.md, "Owner records".)
 //! - When the file holds more than twice as many entries as there are records (plus
 //!   [`COMPACT_SLACK`]), or was written by the first versions, or ends in a torn entry, the
 //!   next change rewrites it whole instead: a temporary file in the same directory, synced,
@@ -39,13 +39,16 @@
 //!   moments (those entries then show their defaults), and a torn last entry is dropped when
 //!   the file is read.
 //! - Reads are cached per directory and checked against the sidecar's mtime, size and inode,
-//!   so a sidecar changed behind the server's back is read again. The cache is bounded.
+//!   so a sidecar changed behind the server's back is read again. The cache is bounded
+//!   ([`MAX_CACHED_DIRS`]) and shared by every storage of the process ([`global`]).
 //! - A sidecar that cannot be parsed is logged (file and reason) and read as empty; the next
 //!   update keeps a copy of it as `.wharf-meta.toml.bad` before replacing it.
-//! - Every name starting with `.wharf` is reserved ([`is_reserved`]): the storage never lists
-//!   it and refuses any path through it, so FTP users can neither see nor forge records.
+//! - The sidecar's name is reserved ([`names`](super::names)): the storage never lists it and
+//!   refuses any path through it, so FTP users can neither see nor forge records.
 //!
-//! This module knows nothing of FTP paths or users: it maps (directory, name) to a record.
+//! This module knows nothing of FTP paths, users or the order of precedence between a record
+//! and a tree's defaults ([`ownership`](super::ownership) decides that): it maps (directory,
+//! name) to a record, and must not be written to except through [`RecordStore::update`].
 
 use log::{error, warn};
 use parking_lot::Mutex;
@@ -58,10 +61,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-/// The name of the sidecar in each directory.
-pub const SIDECAR: &str = ".wharf-meta.toml";
-/// Prefix of the hidden partial files of atomic uploads.
-pub const PARTIAL_PREFIX: &str = ".wharf-part.";
+use super::names::unique_suffix;
+use super::names::SIDECAR;
+
 /// The most directories whose records are cached; beyond it the cache starts afresh.
 pub const MAX_CACHED_DIRS: usize = 4096;
 /// Entries a sidecar may hold beyond twice its records before a change rewrites it whole.
@@ -69,13 +71,6 @@ pub const COMPACT_SLACK: usize = 64;
 /// The first line of every sidecar.
 const HEADER: &str = "# Wharf: owner, group and mode of the entries of this folder (written by \
 the server; a later entry of a name replaces an earlier one).\n";
-
-/// Whether `name` is reserved for the server (starts with `.wharf`, in any case).
-pub fn is_reserved(name: &str) -> bool {
-    name.as_bytes()
-        .get(..6)
-        .is_some_and(|p| p.eq_ignore_ascii_case(b".wharf"))
-}
 
 /// Owner, group and mode of one entry, and the inode they were recorded for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,7 +104,7 @@ struct Cached {
     appendable: bool,
 }
 
-/// The records of one directory while [`MetaStore::update`] changes them: reads go to the
+/// The records of one directory while [`RecordStore::update`] changes them: reads go to the
 /// map; each change notes the name it touched, so that only those are written.
 pub struct Changes<'a> {
     records: &'a mut Records,
@@ -164,26 +159,26 @@ impl Changes<'_> {
 }
 
 /// The process-wide record store (see the module documentation).
-pub struct MetaStore {
+pub struct RecordStore {
     cache: Mutex<HashMap<PathBuf, Cached>>,
 }
 
 /// The one store of the process: every storage shares its lock and cache.
-pub fn global() -> &'static MetaStore {
-    static STORE: OnceLock<MetaStore> = OnceLock::new();
-    STORE.get_or_init(MetaStore::new)
+pub fn global() -> &'static RecordStore {
+    static STORE: OnceLock<RecordStore> = OnceLock::new();
+    STORE.get_or_init(RecordStore::new)
 }
 
-impl Default for MetaStore {
+impl Default for RecordStore {
     fn default() -> Self {
-        MetaStore::new()
+        RecordStore::new()
     }
 }
 
-impl MetaStore {
+impl RecordStore {
     /// An empty store.
-    pub fn new() -> MetaStore {
-        MetaStore {
+    pub fn new() -> RecordStore {
+        RecordStore {
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -484,17 +479,6 @@ pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()>
     result
 }
 
-/// A suffix that differs between calls in this process.
-pub fn unique_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{n:x}{t:08x}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,19 +500,9 @@ mod tests {
     }
 
     #[test]
-    fn reserved_names() {
-        for n in [".wharf", ".wharf-meta.toml", ".WHARF-x", ".Wharf-part.1"] {
-            assert!(is_reserved(n), "{n}");
-        }
-        for n in ["wharf", ".whar", "a.wharf", ".wharves-no", ""] {
-            assert!(!is_reserved(n), "{n}");
-        }
-    }
-
-    #[test]
     fn records_survive_a_new_store_and_odd_names() {
         let dir = temp("persist");
-        let store = MetaStore::new();
+        let store = RecordStore::new();
         let odd = "a \"quoted\" name = [x]\\ é.csv";
         store
             .update(&dir, |r| {
@@ -539,7 +513,7 @@ mod tests {
         let text = fs::read_to_string(dir.join(SIDECAR)).unwrap();
         assert!(text.contains("mode = \"0444\""), "{text}");
         // A new store (a restarted server) reads the same records.
-        let again = MetaStore::new();
+        let again = RecordStore::new();
         assert_eq!(
             again.get(&dir, "invoice.txt", 7),
             Some(rec("alice", 0o444, 7))
@@ -564,7 +538,7 @@ mod tests {
     #[test]
     fn a_changed_sidecar_is_read_again_and_a_bad_one_is_empty() {
         let dir = temp("changed");
-        let store = MetaStore::new();
+        let store = RecordStore::new();
         store
             .update(&dir, |r| {
                 r.insert("a".into(), rec("alice", 0o444, 1));
@@ -592,7 +566,7 @@ mod tests {
                 r.insert("c".into(), rec("carol", 0o444, 3));
             })
             .unwrap();
-        assert_eq!(MetaStore::new().records(&dir).len(), 1);
+        assert_eq!(RecordStore::new().records(&dir).len(), 1);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -606,7 +580,7 @@ mod tests {
     #[test]
     fn changes_are_appended_and_the_file_is_compacted_when_it_doubles() {
         let dir = temp("append");
-        let store = MetaStore::new();
+        let store = RecordStore::new();
         for i in 0..200 {
             store
                 .update(&dir, |r| {
@@ -632,7 +606,7 @@ mod tests {
             .unwrap();
         assert_eq!(entries_in(&dir), 201);
         assert_eq!(
-            MetaStore::new().get(&dir, "f007", 7),
+            RecordStore::new().get(&dir, "f007", 7),
             Some(rec("alice", 0o640, 7))
         );
         // Removals append `removed` entries until the file holds more than twice the records
@@ -653,7 +627,7 @@ mod tests {
             "{}",
             entries_in(&dir)
         );
-        let again = MetaStore::new().records(&dir);
+        let again = RecordStore::new().records(&dir);
         assert_eq!(again.len(), live);
         assert!(again.contains_key("f150") && !again.contains_key("f149"));
         // A change that changes nothing writes nothing.
@@ -682,7 +656,7 @@ mod tests {
              ino = 5\n\n[entry]\nowner = \"bob\"\ngroup = \"acme\"\nmode = \"0640\"\nino = 6\n",
         )
         .unwrap();
-        let store = MetaStore::new();
+        let store = RecordStore::new();
         assert_eq!(store.get(&dir, "a b.txt", 5), Some(rec("alice", 0o444, 5)));
         assert_eq!(store.get(&dir, "entry", 6), Some(rec("bob", 0o640, 6)));
         store
@@ -695,7 +669,7 @@ mod tests {
         assert!(!fs::read_to_string(dir.join(SIDECAR))
             .unwrap()
             .contains("[\"a b.txt\"]"));
-        let again = MetaStore::new();
+        let again = RecordStore::new();
         assert_eq!(again.get(&dir, "a b.txt", 5), Some(rec("alice", 0o444, 5)));
         assert_eq!(again.get(&dir, "entry", 6), Some(rec("bob", 0o640, 6)));
         assert_eq!(again.get(&dir, "c", 7), Some(rec("carol", 0o444, 7)));
@@ -705,7 +679,7 @@ mod tests {
     #[test]
     fn a_torn_last_entry_is_dropped_and_the_next_change_rewrites_the_file() {
         let dir = temp("torn");
-        let store = MetaStore::new();
+        let store = RecordStore::new();
         for (i, name) in ["a", "b"].iter().enumerate() {
             store
                 .update(&dir, |r| {
@@ -719,11 +693,11 @@ mod tests {
             "\n[[entry]]\nname = \"c\"\nowner = \"carol\"\ngroup = \"acme\"\nmode = \"0444\"\n";
         for cut in 1..tail.len() {
             fs::write(dir.join(SIDECAR), format!("{whole}{}", &tail[..cut])).unwrap();
-            let r = MetaStore::new().records(&dir);
+            let r = RecordStore::new().records(&dir);
             assert_eq!(r.len(), 2, "cut at {cut}: {r:?}");
             assert!(!dir.join(format!("{SIDECAR}.bad")).exists(), "cut at {cut}");
         }
-        let fresh = MetaStore::new();
+        let fresh = RecordStore::new();
         fresh
             .update(&dir, |r| {
                 r.insert("d".into(), rec("dave", 0o444, 4));
@@ -738,7 +712,7 @@ mod tests {
     #[test]
     fn concurrent_updates_lose_nothing() {
         let dir = temp("concurrent");
-        let store = Arc::new(MetaStore::new());
+        let store = Arc::new(RecordStore::new());
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let (store, dir) = (store.clone(), dir.clone());
@@ -756,7 +730,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(MetaStore::new().records(&dir).len(), 160);
+        assert_eq!(RecordStore::new().records(&dir).len(), 160);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
