@@ -7,6 +7,7 @@
 //!
 //! Nothing here performs I/O: these are plain data, so a test can play the runtime's part.
 
+use crate::codec::{CodecError, DataFormat};
 use crate::listing::FileInfo;
 use crate::path::VirtualPath;
 use crate::policy::IpFilter;
@@ -120,6 +121,15 @@ pub enum ActionKind {
     AsciiSize {
         /// The file.
         path: VirtualPath,
+    },
+    /// The size a file has on the wire in `format` (SIZE in TYPE E): the runtime streams the
+    /// file through [`crate::codec::Encoder`] and counts. Answer: [`OutcomeKind::Size`] (a
+    /// file the format cannot carry: `StorageError::Other` with the codec's reason).
+    EncodedSize {
+        /// The file.
+        path: VirtualPath,
+        /// The representation, in STRU F and MODE S.
+        format: DataFormat,
     },
     /// Open a passive data listener on `ip`, on a port from the configured list, replacing any
     /// listener this session had. Answer: [`OutcomeKind::PassiveListening`].
@@ -260,8 +270,12 @@ pub struct TransferPlan {
     pub kind: TransferKind,
     /// How to get the data connection.
     pub data: DataEndpoint,
-    /// Representation: apply the TYPE A codec ([`crate::codec`]) when `Ascii`.
-    pub representation: Representation,
+    /// Type, structure and mode: the bytes go through [`crate::codec::Encoder`] (retrieve,
+    /// listing) or [`crate::codec::Decoder`] (store) unless [`DataFormat::is_identity`]
+    /// (TYPE I, STRU F, MODE S: the file's bytes as they are, on the zero-copy path).
+    pub format: DataFormat,
+    /// For a retrieve in MODE B or C: a restart marker every this many stored bytes.
+    pub marker_interval: Option<u64>,
     /// Bytes per second this transfer may use; `None` for no limit.
     pub rate_limit: Option<u64>,
     /// Whether the data connection is wrapped in TLS (PROT P).
@@ -424,6 +438,15 @@ pub enum OutcomeKind {
     TransferProgress {
         /// Bytes so far.
         bytes: u64,
+    },
+    /// An upload in MODE B or C carried the client's restart marker `sender`, and every stored
+    /// byte before it (`offset` bytes of the file) is written: the core answers `110 MARK
+    /// sender = offset` (RFC 959 §3.5, §4.2), and `REST offset` resumes there later.
+    TransferMark {
+        /// The client's marker text.
+        sender: String,
+        /// The stored-file offset it stands for (the server's marker).
+        offset: u64,
     },
     /// The answer to an [`ActionKind::AdminQuery`].
     AdminInfo(Result<AdminInfo, String>),
@@ -847,6 +870,10 @@ pub enum TransferError {
     /// The server is busy with as many of these as it allows at once (checksums); the text
     /// says so. Reply 450: try again later.
     Busy(String),
+    /// The data could not be converted between the wire and the stored file in the transfer's
+    /// type, structure and mode (a character with no EBCDIC code, a malformed block, an upload
+    /// that ended before its explicit end). Reply 451 (426 for [`CodecError::Truncated`]).
+    Codec(CodecError),
 }
 
 /// How a data connection was lost ([`TransferError::ConnectionLost`]).
@@ -887,6 +914,7 @@ impl fmt::Display for TransferError {
             TransferError::Tls(s) => write!(f, "data connection TLS failed: {s}"),
             TransferError::NotPlaced(e) => write!(f, "the file could not be put in place: {e}"),
             TransferError::Busy(s) => f.write_str(s),
+            TransferError::Codec(e) => write!(f, "{e}"),
         }
     }
 }

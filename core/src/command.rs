@@ -8,15 +8,31 @@
 
 use crate::action::ChecksumAlgorithm;
 use crate::addr;
+use crate::codec::{FormatControl, Structure};
 use core::net::SocketAddr;
 
 /// TYPE argument (RFC 959 §3.1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TypeCode {
-    /// `A` or `A N`: ASCII, non-print.
-    Ascii,
+    /// `A [N|T|C]`: ASCII, with its format control (N when omitted).
+    Ascii(FormatControl),
+    /// `E [N|T|C]`: EBCDIC, with its format control (the session's code page).
+    Ebcdic(FormatControl),
     /// `I` or `L 8`: image (binary).
     Image,
+}
+
+/// MODE argument (RFC 959 §3.4, and MODE Z).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeCode {
+    /// `S`: stream.
+    Stream,
+    /// `B`: block.
+    Block,
+    /// `C`: compressed.
+    Compressed,
+    /// `Z`: deflate (at the session's level).
+    Deflate,
 }
 
 /// EPSV argument (RFC 2428 §3).
@@ -66,8 +82,8 @@ pub enum Command<'a> {
     Epsv(EpsvArg),
     Lpsv,
     Type(TypeCode),
-    Stru,
-    Mode,
+    Stru(Structure),
+    Mode(ModeCode),
     Retr(&'a str),
     Stor(&'a str),
     Stou(Option<&'a str>),
@@ -190,7 +206,7 @@ pub const VERBS: &[VerbInfo] = &[
     v("MKD", "MKD <path> (make a directory)"),
     v("MLSD", "MLSD [<path>] (machine listing of a directory)"),
     v("MLST", "MLST [<path>] (machine listing of one entry)"),
-    v("MODE", "MODE S (transfer mode)"),
+    v("MODE", "MODE S|B|C|Z (transfer mode)"),
     v("NLST", "NLST [<path>] (name list)"),
     v("NOOP", "NOOP"),
     v("OPTS", "OPTS UTF8 ON | OPTS MLST <facts>"),
@@ -221,9 +237,12 @@ pub const VERBS: &[VerbInfo] = &[
     v("STAT", "STAT [<path>] (server, transfer or file status)"),
     v("STOR", "STOR <path> (upload a file)"),
     v("STOU", "STOU (upload to a unique name)"),
-    v("STRU", "STRU F (file structure)"),
+    v("STRU", "STRU F|R|P (file structure)"),
     v("SYST", "SYST (system type)"),
-    v("TYPE", "TYPE A|I|L 8 (representation type)"),
+    v(
+        "TYPE",
+        "TYPE A [N|T|C] | E [N|T|C] | I | L 8 (representation type)",
+    ),
     v("USER", "USER <name>"),
     v("XCRC", "XCRC <path> [<start> [<end>]] (CRC-32)"),
     v("XCUP", "XCUP (as CDUP)"),
@@ -311,26 +330,24 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, ParseError> {
             },
         }),
         b"TYPE" => Command::Type(parse_type(need("a type code")?)?),
-        b"STRU" => match need("a structure code")?.trim() {
-            s if s.eq_ignore_ascii_case("F") => Command::Stru,
-            s if s.eq_ignore_ascii_case("R") || s.eq_ignore_ascii_case("P") => {
+        b"STRU" => Command::Stru(match need("a structure code")?.trim() {
+            s if s.eq_ignore_ascii_case("F") => Structure::File,
+            s if s.eq_ignore_ascii_case("R") => Structure::Record,
+            s if s.eq_ignore_ascii_case("P") => Structure::Page,
+            _ => {
                 return Err(ParseError::new(
-                    504,
-                    "Only file structure (STRU F) is supported.",
+                    501,
+                    "Unknown structure code; use F, R or P.",
                 ))
             }
-            _ => return Err(ParseError::new(501, "Unknown structure code.")),
-        },
-        b"MODE" => match need("a mode code")?.trim() {
-            s if s.eq_ignore_ascii_case("S") => Command::Mode,
-            s if ["B", "C", "Z"].iter().any(|m| s.eq_ignore_ascii_case(m)) => {
-                return Err(ParseError::new(
-                    504,
-                    "Only stream mode (MODE S) is supported.",
-                ))
-            }
-            _ => return Err(ParseError::new(501, "Unknown mode code.")),
-        },
+        }),
+        b"MODE" => Command::Mode(match need("a mode code")?.trim() {
+            s if s.eq_ignore_ascii_case("S") => ModeCode::Stream,
+            s if s.eq_ignore_ascii_case("B") => ModeCode::Block,
+            s if s.eq_ignore_ascii_case("C") => ModeCode::Compressed,
+            s if s.eq_ignore_ascii_case("Z") => ModeCode::Deflate,
+            _ => return Err(ParseError::new(501, "Unknown mode code; use S, B, C or Z.")),
+        }),
         b"RETR" => Command::Retr(need("a file name")?),
         b"STOR" => Command::Stor(need("a file name")?),
         b"STOU" => Command::Stou(opt()),
@@ -511,19 +528,24 @@ fn parse_type(arg: &str) -> Result<TypeCode, ParseError> {
         return Err(ParseError::new(501, "Too many TYPE parameters."));
     }
     let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-    match (code, param) {
-        (c, None) if is(c, "A") => Ok(TypeCode::Ascii),
-        (c, Some(p)) if is(c, "A") && is(p, "N") => Ok(TypeCode::Ascii),
-        (c, Some(p)) if is(c, "A") && (is(p, "T") || is(p, "C")) => Err(ParseError::new(
-            504,
-            "Only non-print format (TYPE A N) is supported.",
+    let format = |p: Option<&str>| match p {
+        None => Ok(FormatControl::NonPrint),
+        Some(p) if is(p, "N") => Ok(FormatControl::NonPrint),
+        Some(p) if is(p, "T") => Ok(FormatControl::Telnet),
+        Some(p) if is(p, "C") => Ok(FormatControl::Asa),
+        Some(_) => Err(ParseError::new(
+            501,
+            "Unknown format control; use N, T or C.",
         )),
+    };
+    match (code, param) {
+        (c, p) if is(c, "A") => Ok(TypeCode::Ascii(format(p)?)),
+        (c, p) if is(c, "E") => Ok(TypeCode::Ebcdic(format(p)?)),
         (c, None) if is(c, "I") => Ok(TypeCode::Image),
         (c, Some("8")) if is(c, "L") => Ok(TypeCode::Image),
         (c, Some(_)) if is(c, "L") => Err(ParseError::new(504, "Only byte size 8 is supported.")),
-        (c, _) if is(c, "E") => Err(ParseError::new(504, "EBCDIC (TYPE E) is not supported.")),
         (c, None) if is(c, "L") => Err(ParseError::new(501, "TYPE L needs a byte size.")),
-        _ => Err(ParseError::new(501, "Unknown TYPE; use A, I or L 8.")),
+        _ => Err(ParseError::new(501, "Unknown TYPE; use A, E, I or L 8.")),
     }
 }
 
@@ -583,10 +605,10 @@ mod tests {
         assert_eq!(code(""), 500);
         assert_eq!(code("TOOLONGVERB x"), 500);
         assert_eq!(code("RETR"), 501);
-        assert_eq!(code("TYPE E"), 504);
+        assert_eq!(code("TYPE E X"), 501);
         assert_eq!(code("TYPE X"), 501);
-        assert_eq!(code("MODE Z"), 504);
-        assert_eq!(code("STRU R"), 504);
+        assert_eq!(code("MODE X"), 501);
+        assert_eq!(code("STRU X"), 501);
         assert_eq!(code("REST -1"), 501);
         assert_eq!(code("EPRT |3|x|5|"), 522);
         assert_eq!(code("EPRT |1|x|5|"), 501);
@@ -595,12 +617,27 @@ mod tests {
 
     #[test]
     fn types() {
-        assert_eq!(ok("TYPE A"), Command::Type(TypeCode::Ascii));
-        assert_eq!(ok("TYPE a n"), Command::Type(TypeCode::Ascii));
+        let ascii = |f| Command::Type(TypeCode::Ascii(f));
+        assert_eq!(ok("TYPE A"), ascii(FormatControl::NonPrint));
+        assert_eq!(ok("TYPE a n"), ascii(FormatControl::NonPrint));
+        assert_eq!(ok("TYPE A T"), ascii(FormatControl::Telnet));
+        assert_eq!(ok("TYPE A C"), ascii(FormatControl::Asa));
+        assert_eq!(
+            ok("TYPE E"),
+            Command::Type(TypeCode::Ebcdic(FormatControl::NonPrint))
+        );
+        assert_eq!(
+            ok("TYPE e c"),
+            Command::Type(TypeCode::Ebcdic(FormatControl::Asa))
+        );
         assert_eq!(ok("TYPE I"), Command::Type(TypeCode::Image));
         assert_eq!(ok("TYPE L 8"), Command::Type(TypeCode::Image));
         assert_eq!(code("TYPE L 7"), 504);
-        assert_eq!(code("TYPE A T"), 504);
+        assert_eq!(code("TYPE A X"), 501);
+        assert_eq!(ok("STRU r"), Command::Stru(Structure::Record));
+        assert_eq!(ok("STRU P"), Command::Stru(Structure::Page));
+        assert_eq!(ok("MODE b"), Command::Mode(ModeCode::Block));
+        assert_eq!(ok("MODE Z"), Command::Mode(ModeCode::Deflate));
     }
 
     #[test]

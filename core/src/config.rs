@@ -97,6 +97,9 @@ pub struct Config {
     /// Server-wide allow/deny list, checked when a client connects (421 and close).
     /// Default: everyone.
     pub ip_filter: IpFilter,
+    /// A retrieve in MODE B or C sends a restart marker every this many stored bytes (RFC 959
+    /// §3.5); 0 sends none. Default 1 MiB.
+    pub restart_marker_interval: u64,
     /// Whether SITE CHMOD is allowed (for an entry's owner, on an account with write
     /// permission, bits within 0o777). Default true.
     pub site_chmod: bool,
@@ -152,6 +155,7 @@ impl Default for Config {
             max_logins_per_ip: 0,
             ip_filter: IpFilter::default(),
             site_chmod: true,
+            restart_marker_interval: 1024 * 1024,
         }
     }
 }

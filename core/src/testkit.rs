@@ -23,10 +23,13 @@
 //!   `AsciiSize` (through [`AsciiEncoder::encoded_len`]): [`MemFs`].
 //! - `ListenPassive`: a port from 50000 upwards; [`Harness::fail_next_passive`] refuses one.
 //!   `ClosePassive` forgets the listener.
-//! - `Transfer`: Retrieve streams the file from its offset (through the TYPE A encoder when
-//!   Ascii), Store takes the bytes queued with [`Harness::queue_upload`] (through the decoder)
-//!   with Create/Append/Resume/Unique semantics, Listing sends the core's bytes. Transfers
-//!   complete at once unless held ([`Harness::hold_next_transfer`]): a held transfer runs until
+//! - `EncodedSize`: the file through the codec's encoder, counted.
+//! - `Transfer`: Retrieve streams the file from its offset through the codec's encoder (in
+//!   its type, structure and mode, restart markers included), Store takes the bytes queued
+//!   with [`Harness::queue_upload`] through the decoder (reporting each restart marker with
+//!   `TransferMark`) with Create/Append/Resume/Unique semantics, Listing sends the core's
+//!   bytes the same way. Transfers and checksums (`Checksum`: a stand-in value) complete at
+//!   once unless held ([`Harness::hold_next_transfer`]): a held one runs until
 //!   [`Harness::finish_transfer`] or ABOR. [`Harness::fail_next_data`] breaks the next data
 //!   connection. `AbortTransfer` ends the running transfer with [`TransferError::Aborted`].
 //! - `StartTls` succeeds at once (no client identity); `StopTls` is noted;
@@ -38,11 +41,11 @@
 
 use crate::action::{
     Account, Action, ActionId, ActionKind, AdminInfo, AdminQuery, ChecksumValue, DataEndpoint,
-    Event, EventKind, LoginCounts, LoginError, Lost, Outcome, OutcomeKind, Ownership,
-    Representation, ServerStats, SessionSummary, StorageError, StoreMode, TlsInfo, TransferError,
-    TransferKind, TransferPlan, UserSummary,
+    Event, EventKind, LoginCounts, LoginError, Lost, Outcome, OutcomeKind, Ownership, ServerStats,
+    SessionSummary, StorageError, StoreMode, TlsInfo, TransferError, TransferKind, TransferPlan,
+    UserSummary,
 };
-use crate::codec::{AsciiDecoder, AsciiEncoder};
+use crate::codec::{AsciiEncoder, CodecError, DataFormat, Decoder, Encoder};
 use crate::config::Config;
 use crate::listing::{FileInfo, FileKind};
 use crate::path::VirtualPath;
@@ -632,6 +635,23 @@ impl MemFs {
         }
     }
 
+    /// The size of a file on the wire in `format` ([`ActionKind::EncodedSize`]).
+    pub fn encoded_size(&self, path: &str, format: DataFormat) -> Result<u64, StorageError> {
+        match self.entries.get(path) {
+            None => Err(StorageError::NotFound),
+            Some(Entry {
+                node: Node::Dir, ..
+            }) => Err(StorageError::IsADirectory),
+            Some(Entry {
+                node: Node::File(d),
+                ..
+            }) => match encode(d, format, 0, None) {
+                (wire, None) => Ok(wire.len() as u64),
+                (_, Some(e)) => Err(StorageError::Other(e.to_string())),
+            },
+        }
+    }
+
     /// The TYPE A size of a file ([`ActionKind::AsciiSize`]), counted in chunks as a runtime
     /// streaming the file would.
     pub fn ascii_size(&self, path: &str) -> Result<u64, StorageError> {
@@ -695,8 +715,8 @@ pub struct TransferRecord {
     pub kind: RecordKind,
     /// Where the data connection came from.
     pub endpoint: DataEndpoint,
-    /// TYPE A or binary.
-    pub representation: Representation,
+    /// Type, structure and mode.
+    pub format: DataFormat,
     /// The bytes on the data connection: sent for retrieve and listing, received for store.
     pub data: Vec<u8>,
     /// For a store, the path actually written (STOU picks a free name).
@@ -711,8 +731,9 @@ pub struct TransferRecord {
 
 #[derive(Debug)]
 enum Prepared {
-    /// Bytes to send (already encoded for the wire).
-    Send(Vec<u8>),
+    /// Bytes to send (already encoded for the wire), and the codec's error if encoding
+    /// stopped part-way (the transfer then fails after sending what came before it).
+    Send(Vec<u8>, Option<CodecError>),
     /// An upload into `path`, whose contents before the upload are `base`.
     Receive { path: String, base: Vec<u8> },
 }
@@ -881,6 +902,7 @@ impl HarnessBuilder {
             fail_data: None,
             hold_next: false,
             hold_all: false,
+            held_checksum: None,
             running: None,
             tls_stops: 0,
             anomalies: Vec::new(),
@@ -922,6 +944,8 @@ pub struct Harness {
     hold_next: bool,
     hold_all: bool,
     running: Option<Running>,
+    /// A held checksum: its id and its result, given at [`Harness::finish_transfer`].
+    held_checksum: Option<(ActionId, Result<ChecksumValue, TransferError>)>,
     tls_stops: u32,
     anomalies: Vec<String>,
     events: VecDeque<Event>,
@@ -1232,6 +1256,10 @@ impl Harness {
     /// Completes the running transfer and runs the session until quiet. Returns false if no
     /// transfer was running.
     pub fn finish_transfer(&mut self) -> bool {
+        if let Some((id, result)) = self.held_checksum.take() {
+            self.feed(vec![Outcome::new(id, OutcomeKind::Checksummed(result))]);
+            return true;
+        }
         let Some(running) = self.running.take() else {
             return false;
         };
@@ -1318,13 +1346,23 @@ impl Harness {
                 OutcomeKind::Done(self.fs.rename(from.as_str(), to.as_str()))
             }
             ActionKind::AsciiSize { path } => OutcomeKind::Size(self.fs.ascii_size(path.as_str())),
+            ActionKind::EncodedSize { path, format } => {
+                OutcomeKind::Size(self.fs.encoded_size(path.as_str(), format))
+            }
             ActionKind::Checksum {
                 path, start, end, ..
-            } => OutcomeKind::Checksummed(
-                self.fs
+            } => {
+                let result = self
+                    .fs
                     .checksum(path.as_str(), start, end)
-                    .map_err(TransferError::Storage),
-            ),
+                    .map_err(TransferError::Storage);
+                // Held like a transfer: it runs until finished or aborted.
+                if std::mem::take(&mut self.hold_next) || self.hold_all {
+                    self.held_checksum = Some((id, result));
+                    return Vec::new();
+                }
+                OutcomeKind::Checksummed(result)
+            }
             ActionKind::ListenPassive { ip, peer } => {
                 OutcomeKind::PassiveListening(self.listen(ip, peer))
             }
@@ -1461,7 +1499,8 @@ impl Harness {
         let TransferPlan {
             kind,
             data: endpoint,
-            representation,
+            format,
+            marker_interval,
             ownership,
             rate_limit,
             protection,
@@ -1472,10 +1511,14 @@ impl Harness {
         }
         let (record_kind, prepared) = match kind {
             TransferKind::Retrieve { path, offset } => {
-                let prepared = self.prepare_retrieve(path.as_str(), offset, representation);
+                let prepared =
+                    self.prepare_retrieve(path.as_str(), offset, format, marker_interval);
                 (RecordKind::Retrieve { path, offset }, prepared)
             }
-            TransferKind::Listing { bytes } => (RecordKind::Listing, Ok(Prepared::Send(bytes))),
+            TransferKind::Listing { bytes } => {
+                let (wire, error) = encode(&bytes, format, 0, None);
+                (RecordKind::Listing, Ok(Prepared::Send(wire, error)))
+            }
             TransferKind::Store { path, mode } => {
                 let prepared = self.prepare_store(path.as_str(), mode);
                 (RecordKind::Store { path, mode }, prepared)
@@ -1500,7 +1543,7 @@ impl Harness {
             id,
             kind: record_kind,
             endpoint,
-            representation,
+            format,
             data: Vec::new(),
             stored_as: written,
             result: None,
@@ -1575,7 +1618,8 @@ impl Harness {
         &self,
         path: &str,
         offset: u64,
-        representation: Representation,
+        format: DataFormat,
+        marker_interval: Option<u64>,
     ) -> Result<Prepared, StorageError> {
         let data = match self.fs.entries.get(path) {
             None => return Err(StorageError::NotFound),
@@ -1590,18 +1634,8 @@ impl Harness {
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(data.len());
-        let tail = &data[start..];
-        Ok(Prepared::Send(match representation {
-            Representation::Binary => tail.to_vec(),
-            Representation::Ascii => {
-                let mut out = Vec::with_capacity(tail.len() + tail.len() / 16);
-                let mut enc = AsciiEncoder::new();
-                for chunk in tail.chunks(4096) {
-                    enc.encode(chunk, &mut out);
-                }
-                out
-            }
-        }))
+        let (wire, error) = encode(&data[start..], format, offset, marker_interval);
+        Ok(Prepared::Send(wire, error))
     }
 
     fn prepare_store(&self, path: &str, mode: StoreMode) -> Result<Prepared, StorageError> {
@@ -1659,13 +1693,15 @@ impl Harness {
             lost,
             not_placed,
         } = running;
+        let mut marks = Vec::new();
         let (wire, result) = match prepared {
-            Prepared::Send(mut bytes) => match lost {
-                Some(msg) => {
+            Prepared::Send(mut bytes, error) => match (lost, error) {
+                (Some(msg), _) => {
                     bytes.truncate(bytes.len() / 2);
                     (bytes, Err(TransferError::ConnectionLost(Lost::Broken(msg))))
                 }
-                None => (bytes, Ok(())),
+                (None, Some(e)) => (bytes, Err(TransferError::Codec(e))),
+                (None, None) => (bytes, Ok(())),
             },
             Prepared::Receive { path, mut base } => {
                 let mut upload = self.uploads.pop_front().unwrap_or_default();
@@ -1676,26 +1712,40 @@ impl Harness {
                     }
                     None => Ok(()),
                 };
-                let representation = self
+                let format = self
                     .transfers
                     .iter()
                     .rev()
                     .find(|r| r.id == id)
-                    .map_or(Representation::Binary, |r| r.representation);
-                match representation {
-                    Representation::Binary => base.extend_from_slice(&upload),
-                    Representation::Ascii => {
-                        let mut dec = AsciiDecoder::new();
-                        for chunk in upload.chunks(4096) {
-                            dec.decode(chunk, &mut base);
-                        }
-                        dec.finish(&mut base);
-                    }
+                    .map_or_else(DataFormat::default, |r| r.format);
+                let decoded = if format.is_identity() {
+                    base.extend_from_slice(&upload);
+                    Ok(())
+                } else {
+                    decode(&upload, format, &mut base, |m| {
+                        marks.push(Outcome::new(
+                            id,
+                            OutcomeKind::TransferMark {
+                                sender: m.sender,
+                                offset: m.offset,
+                            },
+                        ))
+                    })
+                };
+                let result = match (result, decoded) {
+                    (Ok(()), Err(e)) => Err(TransferError::Codec(e)),
+                    (r, _) => r,
+                };
+                if result.is_err() && !matches!(result, Err(TransferError::ConnectionLost(_))) {
+                    // A failed conversion keeps the file as it was.
+                    marks.extend(self.ended(id, upload, result));
+                    return marks;
                 }
                 self.fs.set_clock(self.wall_now());
                 if let (Ok(()), Some(msg)) = (&result, not_placed) {
                     let e = StorageError::Other(msg);
-                    return self.ended(id, upload, Err(TransferError::NotPlaced(e)));
+                    marks.extend(self.ended(id, upload, Err(TransferError::NotPlaced(e))));
+                    return marks;
                 }
                 match self.fs.put_file(&path, base) {
                     Ok(()) => (upload, result),
@@ -1703,7 +1753,8 @@ impl Harness {
                 }
             }
         };
-        self.ended(id, wire, result)
+        marks.extend(self.ended(id, wire, result));
+        marks
     }
 
     /// Records how transfer `id` ended, having moved `wire`, and reports it.
@@ -1725,6 +1776,15 @@ impl Harness {
     }
 
     fn abort(&mut self, transfer: ActionId) -> Vec<Outcome> {
+        if self
+            .held_checksum
+            .as_ref()
+            .is_some_and(|(id, _)| *id == transfer)
+        {
+            self.held_checksum = None;
+            let aborted = OutcomeKind::Checksummed(Err(TransferError::Aborted));
+            return vec![Outcome::new(transfer, aborted)];
+        }
         match &self.running {
             Some(r) if r.id == transfer => {
                 self.running = None;
@@ -1743,6 +1803,58 @@ impl Harness {
             _ => Vec::new(),
         }
     }
+}
+
+/// Stored bytes (from `start` of the file) as the wire carries them in `format`, fed to the
+/// encoder in 4 KiB pieces as a runtime reading a file would; the codec's error, if any,
+/// after what came before it.
+fn encode(
+    stored: &[u8],
+    format: DataFormat,
+    start: u64,
+    marker_interval: Option<u64>,
+) -> (Vec<u8>, Option<CodecError>) {
+    if format.is_identity() {
+        return (stored.to_vec(), None);
+    }
+    let mut enc = Encoder::new(format, start, marker_interval);
+    let mut out = Vec::with_capacity(stored.len() + stored.len() / 16);
+    for chunk in stored.chunks(4096) {
+        if let Err(e) = enc.encode(chunk, &mut out) {
+            return (out, Some(e));
+        }
+    }
+    match enc.finish(&mut out) {
+        Ok(()) => (out, None),
+        Err(e) => (out, Some(e)),
+    }
+}
+
+/// Wire bytes of an upload in `format`, decoded onto `stored`; each restart marker the client
+/// sent goes to `mark` as it is passed, as a runtime reports them.
+fn decode(
+    wire: &[u8],
+    format: DataFormat,
+    stored: &mut Vec<u8>,
+    mut mark: impl FnMut(crate::codec::Marker),
+) -> Result<(), CodecError> {
+    let mut dec = Decoder::new(format, stored.len() as u64);
+    // Bounded: each round consumes input or yields output (a marker, or MAX_OUTPUT bytes),
+    // and the count is a second guard.
+    for chunk in wire.chunks(4096) {
+        let mut rest = chunk;
+        for _ in 0..1_000_000 {
+            let n = dec.decode(rest, stored)?;
+            if let Some(m) = dec.take_marker() {
+                mark(m);
+            }
+            rest = &rest[n.min(rest.len())..];
+            if rest.is_empty() {
+                break;
+            }
+        }
+    }
+    dec.finish(stored)
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib computes it), bit by bit: the test kit's stand-in

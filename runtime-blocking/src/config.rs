@@ -274,6 +274,9 @@ pub struct Settings {
     /// `site_chmod`: allow SITE CHMOD (for an entry's owner, on an account with write
     /// permission). Default true.
     pub site_chmod: bool,
+    /// `restart_marker_interval`: in MODE B and C, a restart marker in a download every so
+    /// many stored bytes; 0 for none. Default 1 MiB (docs/representations.md).
+    pub restart_marker_interval: u64,
 }
 
 impl Default for Settings {
@@ -335,6 +338,7 @@ impl Default for Settings {
             ban_window: Duration::from_secs(600),
             ban_duration: Duration::from_secs(900),
             site_chmod: core.site_chmod,
+            restart_marker_interval: core.restart_marker_interval,
         }
     }
 }
@@ -395,6 +399,7 @@ pub const KEYS: &[&str] = &[
     "ban_window_secs",
     "ban_duration_secs",
     "site_chmod",
+    "restart_marker_interval",
 ];
 
 /// Reads one key's value, collecting problems.
@@ -955,6 +960,11 @@ impl Settings {
                     s.ban_duration = secs(&mut r, k, v, 1).unwrap_or(s.ban_duration)
                 }
                 "site_chmod" => s.site_chmod = r.bool(k, v).unwrap_or(s.site_chmod),
+                "restart_marker_interval" => {
+                    if let Some(n) = r.int(k, v, 0, 1 << 40) {
+                        s.restart_marker_interval = n as u64;
+                    }
+                }
                 "event_command" => {
                     if let Some(argv) = r.strings(k, v, "[\"/usr/local/bin/on-event\", \"--flag\"]")
                     {
@@ -1108,6 +1118,7 @@ impl Settings {
             deny: self.ip_deny.clone(),
         };
         c.site_chmod = self.site_chmod;
+        c.restart_marker_interval = self.restart_marker_interval;
         Arc::new(c)
     }
 }

@@ -1002,6 +1002,7 @@ fn set_config(c: &mut Config, key: &str, value: &str) -> Res {
         "max_anonymous_logins" => c.max_anonymous_logins = num(value)? as u32,
         "max_logins_per_ip" => c.max_logins_per_ip = num(value)? as u32,
         "site_chmod" => c.site_chmod = parse_bool(value)?,
+        "restart_marker_interval" => c.restart_marker_interval = num(value)?,
         "ip_allow" => {
             c.ip_filter.allow = IpFilter::parse(value.split(','), [])
                 .map_err(|e| e.to_string())?

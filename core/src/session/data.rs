@@ -2,10 +2,19 @@
 //! and the life of a transfer from the transfer command to its final reply and events.
 
 use super::checksum::ChecksumRequest;
+use crate::codec::{self, CodecError, DataFormat, Mode};
+
+/// TYPE I, STRU F, MODE S: the bytes as they are.
+const IDENTITY: DataFormat = DataFormat {
+    representation: codec::Representation::Image,
+    structure: codec::Structure::File,
+    mode: Mode::Stream,
+};
+
 use super::{Pending, Session};
 use crate::action::{
-    ActionId, ActionKind, DataEndpoint, DataProtection, EventKind, OutcomeKind, Representation,
-    StorageError, StoreMode, TransferError, TransferKind, TransferPlan,
+    ActionId, ActionKind, DataEndpoint, DataProtection, EventKind, OutcomeKind, StorageError,
+    StoreMode, TransferError, TransferKind, TransferPlan,
 };
 use crate::addr;
 use crate::command::EpsvArg;
@@ -51,7 +60,8 @@ pub(super) struct Transfer {
     direction: Direction,
     /// The file (for uploads under STOU, the name the runtime chose).
     path: Option<VirtualPath>,
-    representation: Representation,
+    /// The transfer's type, structure and mode.
+    format: DataFormat,
     /// For a checksum, what was asked.
     checksum: Option<Box<ChecksumRequest>>,
 }
@@ -266,7 +276,24 @@ impl Session {
         );
     }
 
+    /// A listing's text (CRLF line ends) goes out in the current type, structure and mode
+    /// (see [`Session::listing_format`]): as it is in the plain cases, else as stored text
+    /// (LF line ends) for the runtime's encoder.
     pub(super) fn start_listing(&mut self, bytes: Vec<u8>, what: String) {
+        let bytes = match self.listing_format() {
+            None => bytes,
+            Some(_) => {
+                let mut text = Vec::with_capacity(bytes.len());
+                let mut rest = &bytes[..];
+                while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+                    text.extend_from_slice(&rest[..i]);
+                    text.push(b'\n');
+                    rest = &rest[i + 2..];
+                }
+                text.extend_from_slice(rest);
+                text
+            }
+        };
         self.start_transfer(
             TransferKind::Listing { bytes },
             what,
@@ -296,9 +323,15 @@ impl Session {
             }
         };
         self.data = DataSetup::None;
-        let representation = match direction {
-            Direction::Listing => Representation::Binary,
-            _ => self.representation,
+        let format = match direction {
+            Direction::Listing => self.listing_format().unwrap_or(IDENTITY),
+            _ => self.format,
+        };
+        let marker_interval = match format.mode {
+            Mode::Block | Mode::Compressed if self.config.restart_marker_interval > 0 => {
+                Some(self.config.restart_marker_interval)
+            }
+            _ => None,
         };
         let protection = if self.prot_private {
             DataProtection::Private {
@@ -314,7 +347,8 @@ impl Session {
         let id = self.action(ActionKind::Transfer(TransferPlan {
             kind,
             data,
-            representation,
+            format,
+            marker_interval,
             rate_limit,
             protection,
             ownership,
@@ -329,7 +363,7 @@ impl Session {
             abort_requested: false,
             direction,
             path,
-            representation,
+            format,
             checksum: None,
         });
     }
@@ -354,7 +388,7 @@ impl Session {
             abort_requested: false,
             direction,
             path,
-            representation: Representation::Binary,
+            format: IDENTITY,
             checksum,
         });
     }
@@ -378,15 +412,15 @@ impl Session {
             OutcomeKind::TransferStarted { stored_as } => {
                 t.started = true;
                 t.started_at = Some(now);
-                // Listings are CRLF text whatever the TYPE.
-                let mode = match (t.direction, t.representation) {
-                    (Direction::Listing, _) | (_, Representation::Ascii) => "ASCII",
-                    (_, Representation::Binary) => "BINARY",
+                // Listings are text whatever the TYPE (EBCDIC in TYPE E).
+                let mode = match (t.direction, t.format.representation) {
+                    (_, codec::Representation::Ebcdic(..)) => "EBCDIC",
+                    (Direction::Listing, _) => "ASCII",
+                    _ => Session::mode_word(&t.format),
                 };
-                // In TYPE A the wire size differs from the stored size: don't announce it.
-                let size = t
-                    .size
-                    .filter(|_| t.representation == Representation::Binary);
+                // Outside TYPE I, STRU F, MODE S the wire size differs from the stored size:
+                // don't announce it.
+                let size = t.size.filter(|_| t.format.is_identity());
                 let text = match (&stored_as, size) {
                     (Some(p), _) => format!("FILE: {}", p.file_name()),
                     (None, Some(n)) => {
@@ -403,6 +437,10 @@ impl Session {
                 self.reply(150, &text);
             }
             OutcomeKind::TransferProgress { bytes } => t.bytes = bytes,
+            OutcomeKind::TransferMark { sender, offset } => {
+                // RFC 959 §4.2: "the text is exact": MARK yyyy = mmmm.
+                self.reply(110, &format!("MARK {sender} = {offset}"));
+            }
             OutcomeKind::Checksummed(result) => {
                 let Some(t) = self.transfer.take() else {
                     return;
@@ -457,6 +495,12 @@ impl Session {
                 self.reply(426, &format!("Connection closed; transfer aborted: {lost}"));
             }
             Err(TransferError::Busy(why)) => self.reply(450, &why),
+            Err(TransferError::Codec(e @ CodecError::Truncated(_))) => {
+                self.reply(426, &format!("Connection closed; transfer aborted: {e}"));
+            }
+            Err(TransferError::Codec(e)) => {
+                self.reply(451, &format!("Transfer failed: {e}"));
+            }
             Err(TransferError::NotPlaced(e)) => {
                 let code = if e == StorageError::NoSpace { 452 } else { 451 };
                 self.reply(
@@ -495,7 +539,7 @@ impl Session {
             e.path = t.path;
             e.size = Some(bytes);
             e.duration = duration;
-            e.representation = Some(t.representation);
+            e.representation = Some(Session::coarse_representation(&t.format));
             e.reason = failure.as_ref().map(ToString::to_string);
             e.failure = failure;
         });

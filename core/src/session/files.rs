@@ -8,7 +8,8 @@
 
 use super::list::ListRequest;
 use super::{Pending, Session};
-use crate::action::{ActionKind, EventKind, Ownership, Representation, StorageError, StoreMode};
+use crate::action::{ActionKind, EventKind, Ownership, StorageError, StoreMode};
+use crate::codec;
 use crate::listing::{self, EntryRole, FileInfo, FileKind};
 use crate::path::{PathError, VirtualPath};
 use crate::policy::{self, Access, Perm, Principal};
@@ -388,11 +389,19 @@ impl Session {
                 None => self.internal_error(),
             },
             Op::Size => match entry {
-                Some(Ok(info)) if info.is_file() => match self.representation {
-                    Representation::Binary => self.reply(213, &info.size.to_string()),
+                Some(Ok(info)) if info.is_file() => match self.format.representation {
+                    codec::Representation::Image => self.reply(213, &info.size.to_string()),
                     // Exact: the runtime counts the file as TYPE A would send it.
-                    Representation::Ascii => {
+                    codec::Representation::Ascii(_) => {
                         self.wait(ActionKind::AsciiSize { path }, Pending::AsciiSize)
+                    }
+                    // The runtime encodes the file as TYPE E would send it (STRU F, MODE S).
+                    representation @ codec::Representation::Ebcdic(..) => {
+                        let format = codec::DataFormat {
+                            representation,
+                            ..codec::DataFormat::default()
+                        };
+                        self.wait(ActionKind::EncodedSize { path, format }, Pending::AsciiSize)
                     }
                 },
                 Some(Ok(_)) => self.reply(550, "Could not get file size: not a plain file."),
@@ -447,10 +456,17 @@ impl Session {
             Some(Err(e)) => Err(e.clone()),
             None => Ok(false),
         };
+        // In MODE B and C, REST names a restart marker the server acknowledged: the runtime
+        // may hold the data before it for a failed upload (docs/representations.md), which
+        // the file's size does not show. It decides.
+        let marked = matches!(
+            self.format.mode,
+            crate::codec::Mode::Block | crate::codec::Mode::Compressed
+        );
         let verdict: Result<bool, StorageError> = match (&mode, &entry) {
             (StoreMode::Unique, _) => dir_writable(&parent),
             (_, Some(Ok(f))) if f.kind == FileKind::Dir => Err(StorageError::IsADirectory),
-            (StoreMode::Resume(n), Some(Ok(f))) if *n > f.size => {
+            (StoreMode::Resume(n), Some(Ok(f))) if *n > f.size && !marked => {
                 self.reply(
                     554,
                     &format!(
@@ -461,7 +477,7 @@ impl Session {
                 return;
             }
             (_, Some(Ok(f))) => Ok(policy::allowed(who, f, Access::Write)),
-            (StoreMode::Resume(_), Some(Err(StorageError::NotFound))) => {
+            (StoreMode::Resume(_), Some(Err(StorageError::NotFound))) if !marked => {
                 self.reply(
                     554,
                     "Cannot resume: the file does not exist; use STOR without REST.",

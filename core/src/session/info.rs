@@ -2,7 +2,8 @@
 //! commands (HELP, ZONE, CHMOD for everyone; WHO, STAT, DESCUSER for administrators).
 
 use super::{Login, Pending, Session};
-use crate::action::{ActionKind, AdminInfo, AdminQuery, Representation, ServerStats, UserSummary};
+use crate::action::{ActionKind, AdminInfo, AdminQuery, ServerStats, UserSummary};
+use crate::codec;
 use crate::command;
 use crate::reply::Reply;
 use crate::time::UnixTime;
@@ -18,6 +19,7 @@ pub(super) enum AdminCommand {
 
 const SITE_HELP: &str = "The following SITE commands are recognized:
  CHMOD <mode> <path>  change the permission bits of an entry you own
+ CODEPAGE [<page>]    the EBCDIC code page of TYPE E: IBM-1047 or IBM-037
  DESCUSER <user>      describe a user's settings (administrators)
  HELP                 this list
  STAT                 server statistics (administrators)
@@ -39,6 +41,7 @@ impl Session {
             "MDTM",
             "MFMT",
             mlst.as_str(),
+            "MODE Z",
             "PASV",
             "PRET",
             "RANG STREAM",
@@ -72,6 +75,8 @@ impl Session {
             } else {
                 self.reply(504, "UTF8 cannot be turned off; names are always UTF-8.");
             }
+        } else if name.eq_ignore_ascii_case("MODE") {
+            self.opts_mode(value);
         } else if name.eq_ignore_ascii_case("HASH") {
             self.opts_hash(value);
         } else if name.eq_ignore_ascii_case("MLST") {
@@ -145,12 +150,28 @@ impl Session {
             }
             _ => text.push_str(" Not logged in\n"),
         }
+        let f = &self.format;
         let _ = writeln!(
             text,
-            " TYPE: {}; STRUcture: File; transfer MODE: Stream",
-            match self.representation {
-                Representation::Ascii => "ASCII",
-                Representation::Binary => "BINARY",
+            " TYPE: {}; STRUcture: {}; transfer MODE: {}",
+            match f.representation {
+                codec::Representation::Ascii(codec::FormatControl::NonPrint) => "ASCII".into(),
+                codec::Representation::Ascii(fc) => format!("ASCII {}", fc_letter(fc)),
+                codec::Representation::Ebcdic(fc, page) => {
+                    format!("EBCDIC {} ({})", fc_letter(fc), page.name())
+                }
+                codec::Representation::Image => "BINARY".into(),
+            },
+            match f.structure {
+                codec::Structure::File => "File",
+                codec::Structure::Record => "Record",
+                codec::Structure::Page => "Page",
+            },
+            match f.mode {
+                codec::Mode::Stream => "Stream".into(),
+                codec::Mode::Block => "Block".into(),
+                codec::Mode::Compressed => "Compressed".into(),
+                codec::Mode::Deflate { level } => format!("Z (deflate, level {level})"),
             }
         );
         let _ = writeln!(text, " {}", self.tls_status());
@@ -174,6 +195,9 @@ impl Session {
             self.reply(200, "+0000");
         } else if is("CHMOD") {
             self.site_chmod(arg[sub.len()..].trim_start());
+        } else if is("CODEPAGE") {
+            let page = words.next().unwrap_or("");
+            self.site_codepage(page);
         } else if is("WHO") {
             self.admin_query(AdminCommand::Who, AdminQuery::Who, "WHO");
         } else if is("STAT") {
@@ -343,4 +367,12 @@ fn format_user(u: &UserSummary) -> String {
     }
     t.push_str("End of description.");
     t
+}
+
+fn fc_letter(f: codec::FormatControl) -> &'static str {
+    match f {
+        codec::FormatControl::NonPrint => "N",
+        codec::FormatControl::Telnet => "T",
+        codec::FormatControl::Asa => "C",
+    }
 }

@@ -2,7 +2,7 @@
 //! failure, and the end of a login.
 
 use super::{is_anonymous_name, tls::ControlTls, DataSetup, Login, Output, Pending, Session};
-use crate::action::{Account, ActionKind, EventKind, LoginError, Representation, Secret};
+use crate::action::{Account, ActionKind, EventKind, LoginError, Secret};
 use crate::listing::Facts;
 use crate::path::VirtualPath;
 use crate::reply::Reply;
@@ -191,7 +191,9 @@ impl Session {
     fn reset_session_state(&mut self) {
         self.login = Login::Fresh;
         self.cwd = VirtualPath::root();
-        self.representation = Representation::Ascii;
+        self.format = crate::codec::DataFormat::default();
+        self.code_page = crate::codec::CodePage::default();
+        self.deflate_level = crate::codec::Mode::DEFAULT_DEFLATE_LEVEL;
         self.rest = None;
         self.rang = None;
         self.checksum = crate::action::ChecksumAlgorithm::Sha256;

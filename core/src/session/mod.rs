@@ -19,16 +19,17 @@
 mod checksum;
 mod data;
 mod files;
+mod format;
 mod info;
 mod list;
 mod login;
 mod tls;
 
 use crate::action::{
-    Account, Action, ActionId, ActionKind, Event, EventKind, Outcome, OutcomeKind, Representation,
-    TlsInfo,
+    Account, Action, ActionId, ActionKind, Event, EventKind, Outcome, OutcomeKind, TlsInfo,
 };
-use crate::command::{self, Command, ListArgs, ParseError, TypeCode};
+use crate::codec::{CodePage, DataFormat, Mode};
+use crate::command::{self, Command, ListArgs, ParseError};
 use crate::config::Config;
 use crate::framing::LineFramer;
 use crate::listing::Facts;
@@ -97,7 +98,12 @@ pub struct Session {
     login: Login,
     failures: u32,
     cwd: VirtualPath,
-    representation: Representation,
+    /// TYPE, STRU and MODE.
+    format: DataFormat,
+    /// The EBCDIC code page TYPE E uses (SITE CODEPAGE).
+    code_page: CodePage,
+    /// The level MODE Z uses (OPTS MODE Z LEVEL).
+    deflate_level: u8,
     rest: Option<u64>,
     /// The byte range RANG set for the next HASH (both ends included).
     rang: Option<(u64, u64)>,
@@ -136,7 +142,9 @@ impl Session {
             login: Login::Fresh,
             failures: 0,
             cwd: VirtualPath::root(),
-            representation: Representation::Ascii,
+            format: DataFormat::default(),
+            code_page: CodePage::default(),
+            deflate_level: Mode::DEFAULT_DEFLATE_LEVEL,
             rest: None,
             rang: None,
             checksum: crate::action::ChecksumAlgorithm::Sha256,
@@ -565,21 +573,9 @@ impl Session {
             Command::Mfmt { time, path, .. } => {
                 self.check_change(path, files::Op::SetTime { time })
             }
-            Command::Type(t) => {
-                self.representation = match t {
-                    TypeCode::Ascii => Representation::Ascii,
-                    TypeCode::Image => Representation::Binary,
-                };
-                self.reply(
-                    200,
-                    match t {
-                        TypeCode::Ascii => "Switching to ASCII mode.",
-                        TypeCode::Image => "Switching to Binary mode.",
-                    },
-                );
-            }
-            Command::Stru => self.reply(200, "Structure set to F."),
-            Command::Mode => self.reply(200, "Mode set to S."),
+            Command::Type(t) => self.cmd_type(t),
+            Command::Stru(st) => self.cmd_stru(st),
+            Command::Mode(m) => self.cmd_mode(m),
             Command::Allo => self.reply(202, "ALLO not needed; storage is allocated as written."),
             Command::Rest(n) => {
                 self.rest = Some(n);

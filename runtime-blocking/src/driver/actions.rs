@@ -85,6 +85,13 @@ impl Connection<'_> {
                 };
                 self.outcome(id, OutcomeKind::Size(r));
             }
+            ActionKind::EncodedSize { path, format } => {
+                let r = match &self.storage {
+                    Some(s) => s.encoded_size(&path, format),
+                    None => Err(no_storage),
+                };
+                self.outcome(id, OutcomeKind::Size(r));
+            }
             ActionKind::ListenPassive { ip, peer } => {
                 // Free the old listener (and its port) first.
                 self.passive = None;

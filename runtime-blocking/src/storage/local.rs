@@ -24,7 +24,7 @@ use super::errors::map_io_error;
 use super::names::is_reserved;
 use super::ownership::Owners;
 use super::provision::make_tree;
-use super::uploads::Uploads;
+use super::uploads::{UploadEnd, Uploads};
 use super::Storage;
 use crate::users::{FixedFolder, Login, View};
 
@@ -326,8 +326,8 @@ impl Storage for LocalFs {
         self.uploads.open(&self.root, &self.owners, path, mode)
     }
 
-    fn finish_upload(&self, ok: bool) -> Result<(), StorageError> {
-        self.uploads.finish(&self.owners, ok)
+    fn finish_upload(&self, end: UploadEnd) -> Result<(), StorageError> {
+        self.uploads.finish(&self.owners, end)
     }
 
     fn release_replaced(&self) {

@@ -34,7 +34,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use wharf_core::action::Ownership;
-use wharf_core::codec::AsciiEncoder;
+use wharf_core::codec::{AsciiEncoder, DataFormat, Encoder};
 use wharf_core::{FileInfo, StorageError, StoreMode, UnixTime, VirtualPath};
 
 pub mod confine;
@@ -56,6 +56,7 @@ pub use entry::unix_now;
 pub use errors::map_io_error;
 pub use local::LocalFs;
 pub use provision::{make_partner_trees, make_tree, sweep_partials};
+pub use uploads::UploadEnd;
 
 /// A user's file system, as the session's commands see it. Every path is virtual (inside the
 /// user's root); implementations keep every operation inside that root.
@@ -101,9 +102,10 @@ pub trait Storage: Send {
     fn keeps_old_until_finished(&self) -> bool {
         false
     }
-    /// The upload begun last has ended: `ok` when all of it arrived. Puts the file in place
-    /// (atomic uploads) or removes what arrived; an error means the file is not in place.
-    fn finish_upload(&self, _ok: bool) -> Result<(), StorageError> {
+    /// The upload begun last has ended (see [`UploadEnd`]). Puts the file in place (atomic
+    /// uploads), removes what arrived, or keeps it for a restart; an error means the file is
+    /// not in place.
+    fn finish_upload(&self, _end: UploadEnd) -> Result<(), StorageError> {
         Ok(())
     }
     /// After the reply to an upload: frees what the upload replaced, if
@@ -111,14 +113,43 @@ pub trait Storage: Send {
     fn release_replaced(&self) {}
     /// The size of a file as TYPE A sends it (every bare LF counted as CRLF).
     fn ascii_size(&self, path: &VirtualPath) -> Result<u64, StorageError> {
-        let (mut file, _) = self.open_read(path, 0)?;
         let mut enc = AsciiEncoder::new();
-        let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
+        self.read_all(path, &mut |piece| {
+            total += enc.encoded_len(piece);
+            Ok(())
+        })?;
+        Ok(total)
+    }
+    /// The size of a file on the wire in `format` (SIZE in TYPE E): the file through the
+    /// encoder, counted. A file the format cannot carry is `StorageError::Other` with why.
+    fn encoded_size(&self, path: &VirtualPath, format: DataFormat) -> Result<u64, StorageError> {
+        let mut enc = Encoder::new(format, 0, None);
+        let mut out = Vec::new();
+        let mut total = 0u64;
+        let codec = |e: wharf_core::codec::CodecError| StorageError::Other(e.to_string());
+        self.read_all(path, &mut |piece| {
+            out.clear();
+            enc.encode(piece, &mut out).map_err(codec)?;
+            total += out.len() as u64;
+            Ok(())
+        })?;
+        out.clear();
+        enc.finish(&mut out).map_err(codec)?;
+        Ok(total + out.len() as u64)
+    }
+    /// Reads a whole file, a piece at a time, into `each`.
+    fn read_all(
+        &self,
+        path: &VirtualPath,
+        each: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let (mut file, _) = self.open_read(path, 0)?;
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             match file.read(&mut buf) {
-                Ok(0) => return Ok(total),
-                Ok(n) => total += enc.encoded_len(&buf[..n]),
+                Ok(0) => return Ok(()),
+                Ok(n) => each(&buf[..n])?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(map_io_error(&e)),
             }

@@ -12,6 +12,7 @@ use std::io;
 use std::path::Path;
 
 use super::names::is_leftover;
+use super::uploads::is_stale_kept;
 use crate::users::{FixedFolder, Partner};
 
 /// The most entries [`sweep_partials`] looks at in one tree.
@@ -47,7 +48,8 @@ pub fn make_partner_trees<'a>(partners: impl IntoIterator<Item = &'a Partner>) -
 }
 
 /// Removes the partial files of atomic uploads (and temporary record files) a server that
-/// stopped mid-upload left under `root`; returns how many. Does not follow symlinks; looks
+/// stopped mid-upload left under `root`, and what failed uploads kept for a restart that
+/// nobody took up for [`RESUME_KEEP`](super::uploads::RESUME_KEEP); returns how many. Does not follow symlinks; looks
 /// at no more than [`MAX_SWEEP_ENTRIES`] entries.
 pub fn sweep_partials(root: &Path) -> usize {
     let mut removed = 0;
@@ -69,7 +71,10 @@ pub fn sweep_partials(root: &Path) -> usize {
             let name = name.to_string_lossy();
             if ft.is_dir() {
                 stack.push(entry.path());
-            } else if ft.is_file() && is_leftover(&name) && fs::remove_file(entry.path()).is_ok() {
+            } else if ft.is_file()
+                && (is_leftover(&name) || is_stale_kept(&entry))
+                && fs::remove_file(entry.path()).is_ok()
+            {
                 removed += 1;
             }
         }

@@ -9,7 +9,7 @@ use wharf_core::{StorageError, StoreMode, VirtualPath};
 
 use super::names::PARTIAL_PREFIX;
 use super::provision::make_tree;
-use super::{LocalFs, Storage};
+use super::{LocalFs, Storage, UploadEnd};
 
 /// A fresh directory under the system's temporary directory, removed at the end of the test.
 pub struct TempDir(pub PathBuf);
@@ -95,7 +95,7 @@ pub fn upload(fs: &LocalFs, path: &str, mode: StoreMode, who: Option<Ownership>,
     let mut f = begin(fs, path, mode, who);
     f.write_all(data).unwrap();
     drop(f);
-    fs.finish_upload(true).unwrap();
+    fs.finish_upload(UploadEnd::Complete).unwrap();
 }
 
 /// Asserts that every operation whose error is in `got` failed with `want`.

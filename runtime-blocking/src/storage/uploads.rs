@@ -31,6 +31,17 @@
 //!   file; partial files left by a server that died are removed at the next start
 //!   ([`sweep_partials`](super::provision::sweep_partials)).
 //!
+//! # Restarting a failed upload (MODE B and C)
+//! An upload in MODE B or C that fails after the server acknowledged a restart marker
+//! ([`UploadEnd::KeepUpTo`]) keeps its data up to that marker: with atomic uploads, the partial
+//! file, cut at the marker, under a hidden name that depends only on the uploader and the file
+//! name ([`resume_name`]), in the target's directory; without, the file written in place, cut
+//! at the marker. A `REST offset` + `STOR` of the same name by the same owner (any mode) takes
+//! the kept file up again when it holds at least `offset` bytes: it becomes the new partial
+//! file, cut at `offset`, and is put in place when that upload completes. A kept file replaces
+//! an older one of the same upload; kept files unused for [`RESUME_KEEP`] are removed (when
+//! another one is kept in the same directory, and at start).
+//!
 //! A replaced file keeps its owner, group and mode. Without atomic uploads, files are written
 //! in place.
 //!
@@ -53,8 +64,7 @@ use wharf_core::{StorageError, StoreMode, VirtualPath};
 
 use super::confine::Root;
 use super::errors::map_io_error;
-use super::names::unique_suffix;
-use super::names::PARTIAL_PREFIX;
+use super::names::{resume_name, unique_suffix, PARTIAL_PREFIX, RESUME_PREFIX};
 use super::ownership::Owners;
 use crate::sys;
 
@@ -68,6 +78,20 @@ pub const UNIQUE_NUMBERED: u32 = 16;
 /// the upload's reply is sent ([`Uploads::release_replaced`]): freeing a large file's blocks
 /// takes a while (figures: docs/transfers.md), which the client need not wait for.
 pub const RELEASE_LATER_MIN: u64 = 32 * 1024 * 1024;
+/// How long what a failed upload keeps for its restart stays unused before it is removed.
+pub const RESUME_KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// How an upload ended, for [`Uploads::finish`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadEnd {
+    /// All of it arrived: put it in place.
+    Complete,
+    /// It failed: remove what arrived (atomic uploads).
+    Failed,
+    /// It failed after the server acknowledged a restart marker at this stored offset: keep
+    /// the data before it for `REST` + `STOR` (see the module documentation).
+    KeepUpTo(u64),
+}
 
 /// An upload under way.
 #[derive(Debug)]
@@ -76,6 +100,8 @@ struct PendingUpload {
     written: PathBuf,
     /// Where the file goes.
     target: PathBuf,
+    /// Where it is kept for a restart if it fails after a restart marker.
+    resume: PathBuf,
     /// Whether `written` is a partial file to put in place.
     atomic: bool,
     /// The name must still be free when the file is put in place (STOU).
@@ -105,6 +131,7 @@ impl PendingUpload {
         ownership: Option<Ownership>,
     ) -> Self {
         PendingUpload {
+            resume: written.clone(),
             written,
             target,
             atomic,
@@ -174,54 +201,71 @@ impl Uploads {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(map_io_error(&e)),
         };
-        if let StoreMode::Resume(offset) = mode {
+        let dir = target.parent().unwrap_or(root.path());
+        let resume = dir.join(resume_name(
+            ownership.as_ref().map_or("", |o| o.owner.as_str()),
+            &target.file_name().unwrap_or_default().to_string_lossy(),
+        ));
+        // A REST + STOR that continues what a failed upload kept (atomic uploads).
+        let kept = match mode {
+            StoreMode::Resume(offset) if self.atomic => kept_for(&resume, offset),
+            _ => None,
+        };
+        if let (StoreMode::Resume(offset), None) = (mode, kept) {
             match &old {
-                None => return Err(StorageError::NotFound),
+                None => {
+                    return Err(StorageError::Other(format!(
+                        "nothing to resume at offset {offset}: the file does not exist, and no \
+                         failed upload of it was kept"
+                    )))
+                }
                 Some(m) if offset > m.len() => return Err(beyond_the_end(offset, m.len())),
                 Some(_) => {}
             }
         }
         let mut mode_set = false;
         let (written, opened) = if self.atomic {
-            let dir = target.parent().unwrap_or(root.path());
             let partial = dir.join(format!("{PARTIAL_PREFIX}{}", unique_suffix()));
-            let opened =
-                if old.is_some() && matches!(mode, StoreMode::Append | StoreMode::Resume(_)) {
-                    // Copy-on-write: the old content stays under the final name until the new
-                    // one is complete. Nobody else writes the partial file, so APPE opens it at
-                    // its end without O_APPEND (which splice(2) refuses).
-                    fs::copy(&target, &partial)
-                        .map_err(|e| map_io_error(&e))
-                        .and_then(|copied| match mode {
-                            StoreMode::Append => open_for(&partial, StoreMode::Resume(copied)),
-                            other => open_for(&partial, other),
-                        })
-                } else {
-                    // A new partial file, opened once; its mode set through the descriptor.
-                    let created = OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&partial)
-                        .map_err(|e| map_io_error(&e));
-                    created.inspect(|f| {
-                        let bits = match (&old, &ownership) {
-                            // The file that replaces it keeps its permission bits on disk.
-                            (Some(m), _) => Some(m.permissions()),
-                            // A new file in a home: the mode the core chose, on disk.
-                            (None, Some(o)) if owners.new_mode_on_disk() => {
-                                mode_set = true;
-                                Some(fs::Permissions::from_mode(o.mode & 0o7777))
-                            }
-                            _ => None,
-                        };
-                        if let Some(bits) = bits {
-                            if let Err(e) = f.set_permissions(bits) {
-                                mode_set = false;
-                                warn!("{}: cannot set the mode: {e}", partial.display());
-                            }
-                        }
+            let opened = if kept.is_some() {
+                fs::rename(&resume, &partial)
+                    .map_err(|e| map_io_error(&e))
+                    .and_then(|()| open_for(&partial, mode))
+            } else if old.is_some() && matches!(mode, StoreMode::Append | StoreMode::Resume(_)) {
+                // Copy-on-write: the old content stays under the final name until the new
+                // one is complete. Nobody else writes the partial file, so APPE opens it at
+                // its end without O_APPEND (which splice(2) refuses).
+                fs::copy(&target, &partial)
+                    .map_err(|e| map_io_error(&e))
+                    .and_then(|copied| match mode {
+                        StoreMode::Append => open_for(&partial, StoreMode::Resume(copied)),
+                        other => open_for(&partial, other),
                     })
-                };
+            } else {
+                // A new partial file, opened once; its mode set through the descriptor.
+                let created = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&partial)
+                    .map_err(|e| map_io_error(&e));
+                created.inspect(|f| {
+                    let bits = match (&old, &ownership) {
+                        // The file that replaces it keeps its permission bits on disk.
+                        (Some(m), _) => Some(m.permissions()),
+                        // A new file in a home: the mode the core chose, on disk.
+                        (None, Some(o)) if owners.new_mode_on_disk() => {
+                            mode_set = true;
+                            Some(fs::Permissions::from_mode(o.mode & 0o7777))
+                        }
+                        _ => None,
+                    };
+                    if let Some(bits) = bits {
+                        if let Err(e) = f.set_permissions(bits) {
+                            mode_set = false;
+                            warn!("{}: cannot set the mode: {e}", partial.display());
+                        }
+                    }
+                })
+            };
             (partial, opened)
         } else {
             let opened = open_for(&target, mode);
@@ -244,6 +288,7 @@ impl Uploads {
         self.state.lock().pending = Some(PendingUpload {
             written,
             target,
+            resume,
             atomic: self.atomic,
             unique: false,
             old: old.as_ref().map(|m| OldFile {
@@ -267,9 +312,10 @@ impl Uploads {
         }
     }
 
-    /// The upload begun last has ended: `ok` when all of it arrived. Puts the file in place
-    /// (atomic uploads) or removes what arrived; an error means the file is not in place.
-    pub fn finish(&self, owners: &Owners, ok: bool) -> Result<(), StorageError> {
+    /// The upload begun last has ended (see [`UploadEnd`]). Puts the file in place (atomic
+    /// uploads), removes what arrived, or keeps it for a restart; an error means the file is
+    /// not in place.
+    pub fn finish(&self, owners: &Owners, end: UploadEnd) -> Result<(), StorageError> {
         let pending = {
             let mut u = self.state.lock();
             u.ownership = None;
@@ -278,12 +324,19 @@ impl Uploads {
         let Some(p) = pending else {
             return Ok(());
         };
-        if !p.atomic {
-            return Ok(());
-        }
-        if !ok {
-            let _ = fs::remove_file(&p.written);
-            return Ok(());
+        match end {
+            UploadEnd::Complete if p.atomic => {}
+            UploadEnd::Complete => return Ok(()),
+            UploadEnd::KeepUpTo(offset) if !p.unique => {
+                keep(&p, offset);
+                return Ok(());
+            }
+            UploadEnd::Failed | UploadEnd::KeepUpTo(_) => {
+                if p.atomic {
+                    let _ = fs::remove_file(&p.written);
+                }
+                return Ok(());
+            }
         }
         let placed = if p.unique {
             // The name was free when the upload started; it must still be.
@@ -447,6 +500,71 @@ impl Drop for Uploads {
     }
 }
 
+/// What a failed upload kept at `resume`, if it holds at least `offset` bytes.
+fn kept_for(resume: &Path, offset: u64) -> Option<u64> {
+    match fs::symlink_metadata(resume) {
+        Ok(m) if m.is_file() && m.len() >= offset => Some(m.len()),
+        _ => None,
+    }
+}
+
+/// Keeps a failed upload's data up to `offset` (see the module documentation): cut there, and
+/// (atomic uploads) under its restart name; older kept files in the directory are removed.
+/// A failure only costs the restart: the upload has failed already.
+fn keep(p: &PendingUpload, offset: u64) {
+    let cut = OpenOptions::new()
+        .write(true)
+        .open(&p.written)
+        .and_then(|f| match f.metadata()?.len() {
+            len if len > offset => f.set_len(offset),
+            _ => Ok(()),
+        });
+    let kept = cut.and_then(|()| match p.atomic {
+        true => fs::rename(&p.written, &p.resume),
+        false => Ok(()),
+    });
+    if let Err(e) = kept {
+        warn!(
+            "{}: cannot keep a failed upload for its restart: {e}",
+            p.target.display()
+        );
+        if p.atomic {
+            let _ = fs::remove_file(&p.written);
+        }
+        return;
+    }
+    if let Some(dir) = p.resume.parent().filter(|_| p.atomic) {
+        remove_stale_kept(dir);
+    }
+}
+
+/// Removes what failed uploads kept in `dir` and nobody took up for [`RESUME_KEEP`].
+pub fn remove_stale_kept(dir: &Path) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in rd.flatten().take(super::provision::MAX_SWEEP_ENTRIES) {
+        if is_stale_kept(&entry) && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether `entry` is what a failed upload kept, unused for [`RESUME_KEEP`].
+pub fn is_stale_kept(entry: &fs::DirEntry) -> bool {
+    entry
+        .file_name()
+        .to_string_lossy()
+        .starts_with(RESUME_PREFIX)
+        && entry
+            .metadata()
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= RESUME_KEEP)
+}
+
 /// The refusal of a REST offset past the end of the file being resumed.
 fn beyond_the_end(offset: u64, len: u64) -> StorageError {
     StorageError::Other(format!(
@@ -504,7 +622,7 @@ mod tests {
         f.write_all(data).unwrap();
         assert_eq!(fs::read(real).unwrap(), before);
         drop(f);
-        fs.finish_upload(true).unwrap();
+        fs.finish_upload(UploadEnd::Complete).unwrap();
         assert_eq!(fs::read(real).unwrap(), after);
     }
 
@@ -562,7 +680,7 @@ mod tests {
                 let (mut w, name) = fs.open_write(&vp("/f"), StoreMode::Unique).unwrap();
                 w.write_all(b"new").unwrap();
                 drop(w);
-                fs.finish_upload(true).unwrap();
+                fs.finish_upload(UploadEnd::Complete).unwrap();
                 let suffix = name.as_str().strip_prefix("/f.").unwrap();
                 assert_eq!(suffix.len(), 12, "{name:?}");
                 assert!(suffix.bytes().all(|b| b.is_ascii_hexdigit()), "{name:?}");
@@ -587,7 +705,7 @@ mod tests {
         fs::write(out.join("s.txt"), b"old").unwrap();
         let reader = File::open(out.join("s.txt")).unwrap();
         start("/Outbox/s.txt");
-        fs.finish_upload(true).unwrap();
+        fs.finish_upload(UploadEnd::Complete).unwrap();
         assert_eq!(fs::read(out.join("s.txt")).unwrap(), b"new");
         assert!(partials(&out).is_empty(), "{:?}", partials(&out));
         // Someone still reading the old file reads it whole.
@@ -596,7 +714,7 @@ mod tests {
         let big = File::create(out.join("big.bin")).unwrap();
         big.set_len(RELEASE_LATER_MIN).unwrap();
         start("/Outbox/big.bin");
-        fs.finish_upload(true).unwrap();
+        fs.finish_upload(UploadEnd::Complete).unwrap();
         assert_eq!(fs::read(out.join("big.bin")).unwrap(), b"new");
         assert_eq!(partials(&out).len(), 1);
         fs.release_replaced();
@@ -605,7 +723,7 @@ mod tests {
         fs::write(out.join("gone.txt"), b"old").unwrap();
         start("/Outbox/gone.txt");
         fs::remove_file(out.join("gone.txt")).unwrap();
-        fs.finish_upload(true).unwrap();
+        fs.finish_upload(UploadEnd::Complete).unwrap();
         assert_eq!(fs::read(out.join("gone.txt")).unwrap(), b"new");
         // A directory took the name while the upload ran: the upload fails, the directory
         // and what it holds stay, and the partial file goes.
@@ -614,7 +732,10 @@ mod tests {
         fs::remove_file(out.join("d")).unwrap();
         fs::create_dir(out.join("d")).unwrap();
         fs::write(out.join("d/keep"), b"k").unwrap();
-        assert_eq!(fs.finish_upload(true), Err(StorageError::IsADirectory));
+        assert_eq!(
+            fs.finish_upload(UploadEnd::Complete),
+            Err(StorageError::IsADirectory)
+        );
         assert_eq!(fs::read(out.join("d/keep")).unwrap(), b"k");
         assert!(partials(&out).is_empty(), "{:?}", partials(&out));
     }
@@ -631,7 +752,7 @@ mod tests {
         assert!(names(&fs, "/Outbox").is_empty());
         f.write_all(b" and half").unwrap();
         drop(f);
-        fs.finish_upload(true).unwrap();
+        fs.finish_upload(UploadEnd::Complete).unwrap();
         assert_eq!(fs::read(out.join("a.csv")).unwrap(), b"half and half");
         let a = fs.stat(&vp("/Outbox/a.csv")).unwrap();
         assert_eq!((a.owner.as_str(), a.mode), ("alice", 0o444));
@@ -639,7 +760,7 @@ mod tests {
         let mut f = begin(&fs, "/Outbox/b.csv", StoreMode::Create, Some(alice.clone()));
         f.write_all(b"cut").unwrap();
         drop(f);
-        fs.finish_upload(false).unwrap();
+        fs.finish_upload(UploadEnd::Failed).unwrap();
         assert!(!out.join("b.csv").exists());
         assert!(partials(&out).is_empty(), "{:?}", partials(&out));
         // Replacing a file: the old content stays until the new one is complete, and the
@@ -655,11 +776,11 @@ mod tests {
         write_then_place(&fs, f, b"+more", &out.join("r.txt"), b"new", b"new+more");
         upload(&fs, "/Outbox/r.txt", StoreMode::Resume(3), None, b"!");
         assert_eq!(fs::read(out.join("r.txt")).unwrap(), b"new!");
-        assert_eq!(
+        assert!(matches!(
             fs.open_write(&vp("/Outbox/none"), StoreMode::Resume(1))
                 .err(),
-            Some(StorageError::NotFound)
-        );
+            Some(StorageError::Other(why)) if why.contains("nothing to resume")
+        ));
         // STOU: a free name, taken only when complete.
         fs.begin_upload(Some(alice.clone()));
         let (mut f, name) = fs
@@ -669,7 +790,7 @@ mod tests {
         f.write_all(b"u").unwrap();
         assert!(!out.join("a.csv.1").exists());
         drop(f);
-        fs.finish_upload(true).unwrap();
+        fs.finish_upload(UploadEnd::Complete).unwrap();
         assert_eq!(fs::read(out.join("a.csv.1")).unwrap(), b"u");
         // A session that ends mid-upload (the storage dropped) leaves no partial file.
         let mut f = begin(&fs, "/Outbox/c.csv", StoreMode::Create, Some(alice));
@@ -678,5 +799,67 @@ mod tests {
         drop(fs);
         assert!(partials(&out).is_empty(), "{:?}", partials(&out));
         assert!(!out.join("c.csv").exists());
+    }
+
+    #[test]
+    fn a_failed_upload_is_kept_up_to_its_marker_and_taken_up_by_rest_stor() {
+        for atomic in [true, false] {
+            let (t, fs) = partner_tree(if atomic { "keep-atomic" } else { "keep" }, atomic);
+            let inbox = t.0.join("acme/Inbox");
+            let alice = || Some(own("alice", "acme", 0o644));
+            let mut f = begin(&fs, "/Inbox/big.bin", StoreMode::Create, alice());
+            f.write_all(b"0123456789").unwrap();
+            drop(f);
+            // The connection broke after a marker acknowledged at 6.
+            fs.finish_upload(UploadEnd::KeepUpTo(6)).unwrap();
+            if atomic {
+                // Nothing under the final name, nothing listed; kept under the restart name.
+                assert!(!inbox.join("big.bin").exists());
+                assert!(names(&fs, "/Inbox").is_empty());
+                let kept = inbox.join(resume_name("alice", "big.bin"));
+                assert_eq!(fs::read(&kept).unwrap(), b"012345");
+                assert!(partials(&inbox).is_empty());
+            } else {
+                assert_eq!(fs::read(inbox.join("big.bin")).unwrap(), b"012345");
+            }
+            // Another user's REST + STOR does not see alice's.
+            if atomic {
+                fs.begin_upload(Some(own("bob", "acme", 0o644)));
+                let err = fs.open_write(&vp("/Inbox/big.bin"), StoreMode::Resume(6));
+                assert!(matches!(err, Err(StorageError::Other(_))), "{err:?}");
+                fs.finish_upload(UploadEnd::Failed).unwrap();
+            }
+            // REST 6 + STOR: the rest, and the whole file in place.
+            let mut f = begin(&fs, "/Inbox/big.bin", StoreMode::Resume(6), alice());
+            f.write_all(b"6789").unwrap();
+            drop(f);
+            fs.finish_upload(UploadEnd::Complete).unwrap();
+            assert_eq!(fs::read(inbox.join("big.bin")).unwrap(), b"0123456789");
+            let left: Vec<_> = fs::read_dir(&inbox)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with(".wharf-part") || n.starts_with(RESUME_PREFIX))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+
+    #[test]
+    fn kept_uploads_nobody_took_up_are_removed_after_a_day() {
+        let (t, _fs) = partner_tree("keep-stale", true);
+        let inbox = t.0.join("acme/Inbox");
+        let old = inbox.join(resume_name("alice", "old.bin"));
+        let new = inbox.join(resume_name("alice", "new.bin"));
+        fs::write(&old, b"old").unwrap();
+        fs::write(&new, b"new").unwrap();
+        let two_days_ago = std::time::SystemTime::now() - 2 * RESUME_KEEP;
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        assert_eq!(remove_stale_kept(&inbox), 1);
+        assert!(!old.exists() && new.exists());
     }
 }

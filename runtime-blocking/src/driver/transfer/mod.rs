@@ -49,15 +49,16 @@ use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 use wharf_core::action::Ownership;
 use wharf_core::addr::canonical_ip;
+use wharf_core::codec::DataFormat;
 use wharf_core::{
-    ActionId, DataEndpoint, DataProtection, Lost, OutcomeKind, Representation, SessionReuse,
-    StorageError, StoreMode, TransferError, TransferKind, TransferPlan, VirtualPath,
+    ActionId, DataEndpoint, DataProtection, Lost, OutcomeKind, SessionReuse, StorageError,
+    StoreMode, TransferError, TransferKind, TransferPlan, VirtualPath,
 };
 
 use super::data::{ActiveConnect, PassiveListener};
 use super::stream::{self, DataStream, HandshakeProgress};
 use crate::shared::Shared;
-use crate::storage::{map_io_error, Storage};
+use crate::storage::{map_io_error, Storage, UploadEnd};
 use crate::tls::{self, ControlTls, DataTls, Verdict};
 
 /// Bytes per `sendfile` call on the zero-copy path.
@@ -121,7 +122,11 @@ pub struct Env<'e, 'a> {
 pub struct Transfer<'a> {
     id: ActionId,
     what: What,
-    representation: Representation,
+    format: DataFormat,
+    marker_interval: Option<u64>,
+    /// An upload's last acknowledged restart marker (MODE B/C): a failed upload is kept up
+    /// to it, for `REST` + `STOR`.
+    marked: Option<u64>,
     protection: DataProtection,
     ownership: Option<Ownership>,
     phase: Phase<'a>,
@@ -273,7 +278,8 @@ impl<'a> Transfer<'a> {
         let TransferPlan {
             kind,
             data,
-            representation,
+            format,
+            marker_interval,
             rate_limit,
             protection,
             ownership,
@@ -290,7 +296,9 @@ impl<'a> Transfer<'a> {
         Transfer {
             id,
             what,
-            representation,
+            format,
+            marker_interval,
+            marked: None,
             protection,
             ownership,
             phase: Phase::Open {
@@ -359,7 +367,9 @@ impl<'a> Transfer<'a> {
         // Dropping the phase closes the data connection and stops a direct writer.
         self.phase = Phase::Done;
         let result = match (&self.what, env.storage) {
-            (What::Store { .. }, Some(storage)) => settle(storage, env.session, result),
+            (What::Store { .. }, Some(storage)) => {
+                settle(storage, env.session, result, self.marked)
+            }
             _ => result,
         };
         let (verb, path) = self.describe();
@@ -502,7 +512,19 @@ impl<'a> Transfer<'a> {
                 if let Some(idle) = self.paced() {
                     return Ok((Phase::Receive(receiver, stream), go(idle)));
                 }
-                match receiver.step(&mut stream, &mut self.flow, env)? {
+                let moved = receiver.step(&mut stream, &mut self.flow, env)?;
+                if let Some(mark) = receiver.take_mark() {
+                    if let Moved::Bytes(n) = moved {
+                        self.flow.moved(n)?;
+                    }
+                    self.marked = Some(mark.offset);
+                    let report = OutcomeKind::TransferMark {
+                        sender: mark.sender,
+                        offset: mark.offset,
+                    };
+                    return Ok((Phase::Receive(receiver, stream), Step::Report(report)));
+                }
+                match moved {
                     Moved::Done => {
                         receiver.finish()?;
                         if stream.is_tls() {
@@ -767,14 +789,8 @@ impl<'a> Transfer<'a> {
         self.flow.pacer.begin();
         let next = match goods {
             Goods::Send(source) => {
-                let representation = match self.what {
-                    What::Listing => Representation::Binary,
-                    _ => self.representation,
-                };
-                Phase::Send(
-                    Box::new(send::Sender::new(source, representation, &stream)?),
-                    stream,
-                )
+                let sender = send::Sender::new(source, self.format, self.marker_interval, &stream);
+                Phase::Send(Box::new(sender), stream)
             }
             Goods::Receive(Sink { mut file, truncate }) => {
                 if truncate {
@@ -782,8 +798,11 @@ impl<'a> Transfer<'a> {
                         .and_then(|()| file.seek(io::SeekFrom::Start(0)).map(|_| ()))
                         .map_err(|e| storage_error(&e))?;
                 }
+                // The stored offset the upload starts at (REST, APPE): where the decoder counts
+                // restart markers from.
+                let start = file.stream_position().map_err(|e| storage_error(&e))?;
                 let receiver =
-                    receive::Receiver::new(file, self.representation, &stream, &self.flow, env);
+                    receive::Receiver::new(file, self.format, start, &stream, &self.flow, env);
                 Phase::Receive(Box::new(receiver), stream)
             }
         };
@@ -803,16 +822,23 @@ impl<'a> Transfer<'a> {
 }
 
 /// Settles an upload before the core hears how it ended: puts its file in place when all of
-/// it arrived (`result` is Ok), else removes what arrived (atomic uploads). A complete file
-/// that cannot be put in place turns the result into [`TransferError::NotPlaced`], so that the
-/// core answers 451 and reports a failed upload.
+/// it arrived (`result` is Ok), else removes what arrived (atomic uploads) or, after a
+/// restart marker was acknowledged (`marked`), keeps it up to the marker for `REST` + `STOR`.
+/// A complete file that cannot be put in place turns the result into
+/// [`TransferError::NotPlaced`], so that the core answers 451 and reports a failed upload.
 fn settle(
     storage: &dyn Storage,
     session: u64,
     result: Result<(), TransferError>,
+    marked: Option<u64>,
 ) -> Result<(), TransferError> {
     let ok = result.is_ok();
-    match storage.finish_upload(ok) {
+    let end = match (ok, marked) {
+        (true, _) => UploadEnd::Complete,
+        (false, Some(offset)) => UploadEnd::KeepUpTo(offset),
+        (false, None) => UploadEnd::Failed,
+    };
+    match storage.finish_upload(end) {
         Ok(()) => result,
         Err(e) if ok => {
             log::error!("session {session}: a complete upload could not be put in place: {e}");

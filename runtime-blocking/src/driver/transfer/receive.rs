@@ -14,33 +14,64 @@
 //!   and docs/transfers.md for the figures). Where the file's position is not aligned (REST,
 //!   APPE), [`super::direct::MAX_AT_ONCE`] uploads go direct already, or the file system
 //!   refuses direct I/O, the upload goes on the ordinary way.
-//! - Everything else (TYPE A, TLS before its first 8 MiB) through a fixed [`UPLOAD_BUFFER`]:
-//!   TYPE A through the core's decoder; TLS reads large slices of the socket at a time
-//!   ([`DataStream::read`] over [`crate::driver::stream::TlsData`]).
+//! - Everything else (TLS before its first 8 MiB; any type, structure or mode but TYPE I,
+//!   STRU F, MODE S) through a fixed [`UPLOAD_BUFFER`]: the formats through the core's
+//!   [`Decoder`]; TLS reads large slices of the socket at a time ([`DataStream::read`] over
+//!   [`crate::driver::stream::TlsData`]).
 //!
-//! The end of the data connection is the end of the file (stream mode). For TLS, rustls
-//! reports the end only after the client's close_notify: a bare end of the connection is a
-//! failed upload ([`Lost::NoCloseNotify`]), never a complete one.
+//! The end of the data connection is the end of the file in MODE S STRU F; the other formats
+//! need their explicit end too ([`Decoder::finish`]). For TLS, rustls reports the end only
+//! after the client's close_notify: a bare end of the connection is a failed upload
+//! ([`Lost::NoCloseNotify`]), never a complete one.
+//!
+//! # Restart markers (MODE B and C)
+//! A client's marker is acknowledged (`110 MARK`, [`Receiver::take_mark`]) once everything
+//! before it is in the file and synced to disk (`fdatasync`), and only when it lies at least
+//! [`MARK_GAP`] stored bytes after the last one acknowledged: a client that sends a marker
+//! every few bytes gets neither a reply nor a disk sync for each. The last acknowledged offset
+//! is where a failed upload is kept up to, for `REST` + `STOR` (see [`crate::storage`]).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
-use wharf_core::codec::AsciiDecoder;
-use wharf_core::{Lost, Representation, StorageError, TransferError};
+use wharf_core::codec::{DataFormat, Decoder, Marker};
+use wharf_core::{Lost, StorageError, TransferError};
 
 use super::direct::{self, Chunk, Full, Slot};
 use super::{is_timeout, lost, storage_error, Env, Flow, Moved, DATA_SLICE, UPLOAD_BUFFER};
 use crate::driver::stream::DataStream;
 use crate::sys::{self, Pipe};
 
+/// The least stored data between two acknowledged restart markers (see the module
+/// documentation).
+pub const MARK_GAP: u64 = 256 * 1024;
+/// The most decoder calls in one step: a step stays short even when a little input expands
+/// into much (MODE Z, MODE C).
+const DECODES_PER_STEP: usize = 16;
+
 /// An upload under way.
 pub(crate) struct Receiver<'a> {
     file: File,
-    decoder: Option<AsciiDecoder>,
+    decoding: Option<Box<Decoding>>,
     way: Way<'a>,
     /// The byte count from which the upload tries direct I/O (after its first chunk).
     direct_from: Option<u64>,
     buf: Vec<u8>,
+}
+
+/// An upload through the core's decoder: read input not yet decoded, and the markers.
+struct Decoding {
+    decoder: Decoder,
+    /// `buf[at..len]`: input read and not yet decoded (a step stops after a marker, or after
+    /// [`DECODES_PER_STEP`] calls).
+    at: usize,
+    len: usize,
+    /// The last call produced output: call again, even without input (MODE Z drains).
+    draining: bool,
     plain: Vec<u8>,
+    /// The offset of the last acknowledged marker, or the upload's start.
+    acknowledged: u64,
+    /// A marker to acknowledge, the file synced up to it.
+    mark: Option<Marker>,
 }
 
 /// How the bytes go from the socket to the file now.
@@ -51,28 +82,45 @@ enum Way<'a> {
 }
 
 impl<'a> Receiver<'a> {
-    /// An upload into `file` from `stream`, in `representation`.
+    /// An upload into `file`, from stored offset `start`, from `stream`, in `format`.
     pub(crate) fn new(
         file: File,
-        representation: Representation,
+        format: DataFormat,
+        start: u64,
         stream: &DataStream,
         flow: &Flow,
         env: &Env<'_, '_>,
     ) -> Receiver<'a> {
-        let decoder = (representation == Representation::Ascii).then(AsciiDecoder::new);
+        let decoding = (!format.is_identity()).then(|| {
+            Box::new(Decoding {
+                decoder: Decoder::new(format, start),
+                at: 0,
+                len: 0,
+                draining: false,
+                plain: Vec::new(),
+                acknowledged: start,
+                mark: None,
+            })
+        });
+        let binary = decoding.is_none();
         // A large binary upload goes direct after its first chunk (see `direct`).
         let direct_from =
-            (decoder.is_none() && !flow.pacer.is_limited() && env.shared.settings.direct_uploads)
+            (binary && !flow.pacer.is_limited() && env.shared.settings.direct_uploads)
                 .then(|| flow.bytes + direct::CHUNK as u64);
-        let way = ordinary_way(stream, decoder.is_none());
+        let way = ordinary_way(stream, binary);
         Receiver {
             file,
-            decoder,
+            decoding,
             way,
             direct_from,
             buf: Vec::new(),
-            plain: Vec::new(),
         }
+    }
+
+    /// The restart marker to acknowledge with `110 MARK`, if the last step passed one: the
+    /// file is synced up to its offset.
+    pub(crate) fn take_mark(&mut self) -> Option<Marker> {
+        self.decoding.as_mut().and_then(|d| d.mark.take())
     }
 
     /// Moves one chunk; [`Moved::Done`] once the data connection has ended.
@@ -107,6 +155,13 @@ impl<'a> Receiver<'a> {
                 if self.buf.is_empty() {
                     self.buf = vec![0u8; UPLOAD_BUFFER];
                 }
+                if let Some(d) = self.decoding.as_mut() {
+                    if d.at < d.len || d.draining {
+                        // What was read before goes on through the decoder first.
+                        d.decode(&self.buf, &mut self.file)?;
+                        return Ok(Moved::Bytes(0));
+                    }
+                }
                 let limit = flow.pacer.chunk(room) as usize;
                 let Some(n) = read_data(stream, &mut self.buf[..limit])? else {
                     return Ok(Moved::Done);
@@ -114,16 +169,16 @@ impl<'a> Receiver<'a> {
                 if n == 0 {
                     return Ok(Moved::Idle);
                 }
-                let data = &self.buf[..n];
-                let write = match self.decoder.as_mut() {
-                    Some(dec) => {
-                        self.plain.clear();
-                        dec.decode(data, &mut self.plain);
-                        self.file.write_all(&self.plain)
+                match self.decoding.as_mut() {
+                    Some(d) => {
+                        (d.at, d.len) = (0, n);
+                        d.decode(&self.buf, &mut self.file)?;
                     }
-                    None => self.file.write_all(data),
-                };
-                write.map_err(|e| storage_error(&e))?;
+                    None => self
+                        .file
+                        .write_all(&self.buf[..n])
+                        .map_err(|e| storage_error(&e))?,
+                }
                 Ok(Moved::Bytes(n as u64))
             }
             Way::Direct(d) => match d.step(stream, &mut self.file)? {
@@ -131,21 +186,26 @@ impl<'a> Receiver<'a> {
                 // Direct I/O could not go on (see `Direct`): the ordinary way from here,
                 // every byte taken so far in the file.
                 DirectStep::Stopped(m) => {
-                    self.way = ordinary_way(stream, self.decoder.is_none());
+                    self.way = ordinary_way(stream, self.decoding.is_none());
                     Ok(m)
                 }
             },
         }
     }
 
-    /// The data connection has ended: what the decoder holds goes to the file; a spare pipe
-    /// is kept for the next upload.
+    /// The data connection has ended: what the decoder holds goes to the file (an end the
+    /// format needs and did not get is a [`TransferError::Codec`]); a spare pipe is kept for
+    /// the next upload.
     pub(crate) fn finish(&mut self) -> Result<(), TransferError> {
         self.give_back_pipe();
-        if let Some(dec) = self.decoder.as_mut() {
-            let mut plain = Vec::new();
-            dec.finish(&mut plain);
-            self.file.write_all(&plain).map_err(|e| storage_error(&e))?;
+        if let Some(d) = self.decoding.as_mut() {
+            d.plain.clear();
+            d.decoder
+                .finish(&mut d.plain)
+                .map_err(TransferError::Codec)?;
+            self.file
+                .write_all(&d.plain)
+                .map_err(|e| storage_error(&e))?;
         }
         Ok(())
     }
@@ -169,6 +229,46 @@ impl<'a> Receiver<'a> {
         };
         self.give_back_pipe();
         self.way = Way::Direct(Box::new(Direct::new(slot)));
+        Ok(())
+    }
+}
+
+impl Decoding {
+    /// Decodes `buf[at..len]` into the file, at most [`DECODES_PER_STEP`] calls, stopping
+    /// after a marker to acknowledge (synced).
+    fn decode(&mut self, buf: &[u8], file: &mut File) -> Result<(), TransferError> {
+        for _ in 0..DECODES_PER_STEP {
+            let input = buf.get(self.at..self.len).unwrap_or_default();
+            if input.is_empty() && !self.draining {
+                return Ok(());
+            }
+            self.plain.clear();
+            let used = self
+                .decoder
+                .decode(input, &mut self.plain)
+                .map_err(TransferError::Codec)?;
+            self.at += used;
+            file.write_all(&self.plain).map_err(|e| storage_error(&e))?;
+            self.draining = !self.plain.is_empty();
+            let marker = self.decoder.take_marker();
+            if used == 0 && self.plain.is_empty() && marker.is_none() && !input.is_empty() {
+                // Not expected of the decoder; never drop what it did not take.
+                return Err(TransferError::Codec(
+                    wharf_core::codec::CodecError::Malformed(
+                        "the data could not be decoded".into(),
+                    ),
+                ));
+            }
+            if let Some(m) = marker {
+                if m.offset >= self.acknowledged.saturating_add(MARK_GAP) {
+                    // "Everything before the marker is in the file": on disk, too.
+                    file.sync_data().map_err(|e| storage_error(&e))?;
+                    self.acknowledged = m.offset;
+                    self.mark = Some(m);
+                    return Ok(());
+                }
+            }
+        }
         Ok(())
     }
 }

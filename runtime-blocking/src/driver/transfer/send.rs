@@ -7,16 +7,17 @@
 //!   a file server that is the usual trade, as in nginx and vsftpd.) The socket has a
 //!   [`DATA_SLICE`] send timeout, so a client that stops reading cannot hold a step longer.
 //!   Where the file refuses `sendfile`, it goes on through a buffer from where it stopped.
-//! - Everything else through a buffer: TYPE A through the core's encoder; TLS reads
+//! - Everything else through a buffer: any type, structure or mode but TYPE I, STRU F, MODE S
+//!   through the core's [`Encoder`] (which also places MODE B/C restart markers); TLS reads
 //!   [`UPLOAD_BUFFER`] of the file at a time and writes it through rustls; listings are
-//!   bytes in memory.
+//!   bytes in memory, encoded like a file.
 //!
 //! It must not look at the control connection nor decide anything: the task does.
 
 use std::fs::File;
 use std::io::{self, Read, Seek};
-use wharf_core::codec::AsciiEncoder;
-use wharf_core::{Representation, TransferError};
+use wharf_core::codec::{DataFormat, Encoder};
+use wharf_core::TransferError;
 
 use super::{is_timeout, lost, storage_error, Flow, Moved, Source, SENDFILE_CHUNK, UPLOAD_BUFFER};
 use crate::driver::stream::DataStream;
@@ -33,7 +34,7 @@ pub(crate) enum Sender {
 /// A download through a buffer: what is read next, and what waits to be written.
 pub(crate) struct Buffered {
     from: From,
-    encoder: Option<AsciiEncoder>,
+    encoder: Option<Box<Encoder>>,
     /// What is read at a time.
     size: usize,
     /// The encoder's input (only with an encoder: without one, reads go straight to `out`).
@@ -50,16 +51,17 @@ enum From {
 }
 
 impl Sender {
-    /// Chooses how `source` goes out on `stream` in `representation`.
+    /// Chooses how `source` goes out on `stream` in `format`, with MODE B/C restart
+    /// markers every `marker_interval` stored bytes.
     pub(crate) fn new(
         source: Source,
-        representation: Representation,
+        format: DataFormat,
+        marker_interval: Option<u64>,
         stream: &DataStream,
-    ) -> Result<Sender, TransferError> {
-        Ok(match source {
-            Source::File { file, offset, len }
-                if representation == Representation::Binary && !stream.is_tls() =>
-            {
+    ) -> Sender {
+        let identity = format.is_identity();
+        match source {
+            Source::File { file, offset, len } if identity && !stream.is_tls() => {
                 Sender::Sendfile {
                     file,
                     pos: offset,
@@ -67,15 +69,16 @@ impl Sender {
                 }
             }
             // A retrieve's file is positioned at its offset already.
-            Source::File { file, .. } => {
-                Sender::Buffered(Buffered::new(From::File(file), representation, stream))
+            Source::File { file, offset, .. } => {
+                let encoder =
+                    (!identity).then(|| Box::new(Encoder::new(format, offset, marker_interval)));
+                Sender::Buffered(Buffered::new(From::File(file), encoder, stream))
             }
-            Source::Bytes(bytes) => Sender::Buffered(Buffered::new(
-                From::Bytes(bytes, 0),
-                Representation::Binary,
-                stream,
-            )),
-        })
+            Source::Bytes(bytes) => {
+                let encoder = (!identity).then(|| Box::new(Encoder::new(format, 0, None)));
+                Sender::Buffered(Buffered::new(From::Bytes(bytes, 0), encoder, stream))
+            }
+        }
     }
 
     /// Moves one chunk.
@@ -111,11 +114,7 @@ impl Sender {
                         let mut file = file.try_clone().map_err(|e| storage_error(&e))?;
                         file.seek(io::SeekFrom::Start(*pos))
                             .map_err(|e| storage_error(&e))?;
-                        *self = Sender::Buffered(Buffered::new(
-                            From::File(file),
-                            Representation::Binary,
-                            stream,
-                        ));
+                        *self = Sender::Buffered(Buffered::new(From::File(file), None, stream));
                         Ok(if sent > 0 {
                             Moved::Bytes(sent)
                         } else {
@@ -131,19 +130,19 @@ impl Sender {
 }
 
 impl Buffered {
-    fn new(from: From, representation: Representation, stream: &DataStream) -> Buffered {
+    fn new(from: From, encoder: Option<Box<Encoder>>, stream: &DataStream) -> Buffered {
         // Through TLS, large reads: fewer, fuller records per round.
         let size = if stream.is_tls() {
             UPLOAD_BUFFER
         } else {
             UPLOAD_BUFFER / 4
         };
-        let ascii = representation == Representation::Ascii;
+        let encoded = encoder.is_some();
         Buffered {
             from,
-            encoder: ascii.then(AsciiEncoder::new),
+            encoder,
             size,
-            buf: if ascii { vec![0u8; size] } else { Vec::new() },
+            buf: if encoded { vec![0u8; size] } else { Vec::new() },
             out: Vec::new(),
             at: 0,
             eof: false,
@@ -204,9 +203,16 @@ impl Buffered {
                 },
             };
             match self.encoder.as_mut() {
+                // The end of the file: the encoder's closing marks (end of record, MODE B/C's
+                // end of file, the last page, the zlib end).
+                Some(enc) if n == 0 => enc.finish(&mut self.out),
                 Some(enc) => enc.encode(&self.buf[..n], &mut self.out),
-                None => self.out.truncate(n),
+                None => {
+                    self.out.truncate(n);
+                    Ok(())
+                }
             }
+            .map_err(TransferError::Codec)?;
             if n == 0 {
                 self.eof = true;
             }
