@@ -1,6 +1,7 @@
 //! Provisioning: the folders a partner's tree must have ([`make_tree`], [`make_partner_trees`]),
 //! made at start, at `wharf check`, when a partner is added and at each login; and, at start,
-//! the sweep of what a server that stopped mid-upload left behind ([`sweep_partials`]).
+//! the sweep of what a server that stopped mid-upload left behind ([`sweep_partials`]), and of
+//! what failed uploads kept for a restart nobody took up ([`remove_stale_kept`]).
 //!
 //! It works on real paths given by the configuration and the store, never on a session's
 //! virtual paths, and removes only the server's own leftovers (partial uploads, temporary
@@ -11,12 +12,14 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::names::is_leftover;
-use super::uploads::is_stale_kept;
+use super::names::{is_leftover, RESUME_PREFIX};
 use crate::users::{FixedFolder, Partner};
 
 /// The most entries [`sweep_partials`] looks at in one tree.
 pub const MAX_SWEEP_ENTRIES: usize = 200_000;
+/// How long what a failed upload keeps for its restart ([`super::uploads`]) stays unused
+/// before it is removed.
+pub const RESUME_KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Makes a partner's root and its fixed folders where missing.
 pub fn make_tree(root: &Path, folders: &[FixedFolder]) -> io::Result<()> {
@@ -49,7 +52,7 @@ pub fn make_partner_trees<'a>(partners: impl IntoIterator<Item = &'a Partner>) -
 
 /// Removes the partial files of atomic uploads (and temporary record files) a server that
 /// stopped mid-upload left under `root`, and what failed uploads kept for a restart that
-/// nobody took up for [`RESUME_KEEP`](super::uploads::RESUME_KEEP); returns how many. Does not follow symlinks; looks
+/// nobody took up for [`RESUME_KEEP`]; returns how many. Does not follow symlinks; looks
 /// at no more than [`MAX_SWEEP_ENTRIES`] entries.
 pub fn sweep_partials(root: &Path) -> usize {
     let mut removed = 0;
@@ -86,6 +89,33 @@ pub fn sweep_partials(root: &Path) -> usize {
         );
     }
     removed
+}
+
+/// Removes what failed uploads kept in `dir` and nobody took up for [`RESUME_KEEP`].
+pub fn remove_stale_kept(dir: &Path) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in rd.flatten().take(MAX_SWEEP_ENTRIES) {
+        if is_stale_kept(&entry) && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether `entry` is what a failed upload kept, unused for [`RESUME_KEEP`].
+pub fn is_stale_kept(entry: &fs::DirEntry) -> bool {
+    entry
+        .file_name()
+        .to_string_lossy()
+        .starts_with(RESUME_PREFIX)
+        && entry
+            .metadata()
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= RESUME_KEEP)
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@
 //! at the marker. A `REST offset` + `STOR` of the same name by the same owner (any mode) takes
 //! the kept file up again when it holds at least `offset` bytes: it becomes the new partial
 //! file, cut at `offset`, and is put in place when that upload completes. A kept file replaces
-//! an older one of the same upload; kept files unused for [`RESUME_KEEP`] are removed (when
+//! an older one of the same upload; kept files unused for [`RESUME_KEEP`](super::provision::RESUME_KEEP) are removed (when
 //! another one is kept in the same directory, and at start).
 //!
 //! A replaced file keeps its owner, group and mode. Without atomic uploads, files are written
@@ -64,8 +64,9 @@ use wharf_core::{StorageError, StoreMode, VirtualPath};
 
 use super::confine::Root;
 use super::errors::map_io_error;
-use super::names::{resume_name, unique_suffix, PARTIAL_PREFIX, RESUME_PREFIX};
+use super::names::{resume_name, unique_suffix, PARTIAL_PREFIX};
 use super::ownership::Owners;
+use super::provision::remove_stale_kept;
 use crate::sys;
 
 /// The most names `STOU` tries before giving up: `name`, then `name.1` ... `name.16`
@@ -78,8 +79,6 @@ pub const UNIQUE_NUMBERED: u32 = 16;
 /// the upload's reply is sent ([`Uploads::release_replaced`]): freeing a large file's blocks
 /// takes a while (figures: docs/transfers.md), which the client need not wait for.
 pub const RELEASE_LATER_MIN: u64 = 32 * 1024 * 1024;
-/// How long what a failed upload keeps for its restart stays unused before it is removed.
-pub const RESUME_KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// How an upload ended, for [`Uploads::finish`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -538,33 +537,6 @@ fn keep(p: &PendingUpload, offset: u64) {
     }
 }
 
-/// Removes what failed uploads kept in `dir` and nobody took up for [`RESUME_KEEP`].
-pub fn remove_stale_kept(dir: &Path) -> usize {
-    let Ok(rd) = fs::read_dir(dir) else { return 0 };
-    let mut removed = 0;
-    for entry in rd.flatten().take(super::provision::MAX_SWEEP_ENTRIES) {
-        if is_stale_kept(&entry) && fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
-}
-
-/// Whether `entry` is what a failed upload kept, unused for [`RESUME_KEEP`].
-pub fn is_stale_kept(entry: &fs::DirEntry) -> bool {
-    entry
-        .file_name()
-        .to_string_lossy()
-        .starts_with(RESUME_PREFIX)
-        && entry
-            .metadata()
-            .ok()
-            .filter(fs::Metadata::is_file)
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= RESUME_KEEP)
-}
-
 /// The refusal of a REST offset past the end of the file being resumed.
 fn beyond_the_end(offset: u64, len: u64) -> StorageError {
     StorageError::Other(format!(
@@ -838,7 +810,7 @@ mod tests {
             let left: Vec<_> = fs::read_dir(&inbox)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .filter(|n| n.starts_with(".wharf-part") || n.starts_with(RESUME_PREFIX))
+                .filter(|n| n.starts_with(".wharf-part") || n.starts_with(".wharf-resume"))
                 .collect();
             assert!(left.is_empty(), "{left:?}");
         }
@@ -846,6 +818,7 @@ mod tests {
 
     #[test]
     fn kept_uploads_nobody_took_up_are_removed_after_a_day() {
+        use crate::storage::provision::RESUME_KEEP;
         let (t, _fs) = partner_tree("keep-stale", true);
         let inbox = t.0.join("acme/Inbox");
         let old = inbox.join(resume_name("alice", "old.bin"));
