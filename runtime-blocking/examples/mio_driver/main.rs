@@ -242,18 +242,16 @@ impl Server {
             };
             let n = self.next;
             self.next += 1;
+            info!("session {n} start peer={peer}");
             let _ = tcp.set_nodelay(true);
             let registry = self.poll.registry();
             let interest = Interest::READABLE | Interest::WRITABLE;
             let conn = registry
                 .register(&mut tcp, token(n, CONTROL), interest)
-                .and_then(|()| Conn::new(n, &mut self.env, tcp, peer, registry));
+                .and_then(|()| Conn::new(n, &mut self.env, tcp, registry));
             match conn {
-                Ok(conn) => {
-                    info!("session {n} start peer={peer}");
-                    self.conns.insert(n, conn);
-                }
-                Err(e) => warn!("connection from {peer}: {e}; dropped"),
+                Ok(conn) => _ = self.conns.insert(n, conn),
+                Err(e) => warn!("session {n}: {e}; dropped"),
             }
         }
         true
