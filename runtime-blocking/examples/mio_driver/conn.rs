@@ -67,6 +67,8 @@ pub struct Conn {
     release_after_reply: bool,
     /// The session is over: the last replies go out until then.
     closing: Option<Instant>,
+    /// The write side has been shut (after `Close`).
+    shut: bool,
     /// The client closed the control connection, or it broke.
     gone: bool,
 }
@@ -90,6 +92,7 @@ impl Conn {
             transfer: None,
             release_after_reply: false,
             closing: None,
+            shut: false,
             gone: false,
         };
         conn.drain(env, registry);
@@ -115,25 +118,23 @@ impl Conn {
         if let Some(until) = self.closing {
             return self.linger(env, registry, until);
         }
-        if self
-            .session
-            .poll_timeout()
-            .is_some_and(|t| t <= Instant::now())
-        {
+        let due = self.session.poll_timeout();
+        if due.is_some_and(|t| t <= Instant::now()) {
             self.session.handle_timeout(Instant::now());
             self.drain(env, registry);
         }
         for _ in 0..ROUNDS {
             let read = self.read_control(env, registry);
             let stepped = self.step_transfer(env, registry);
-            self.flush();
+            // Room made for replies: the control connection may be read again.
+            let wrote = self.flush();
             if self.gone {
                 return self.end(env, registry);
             }
             if self.closing.is_some() {
                 return Drive::Again;
             }
-            if !read && !stepped {
+            if !read && !stepped && !wrote {
                 return Drive::Wait;
             }
         }
@@ -192,8 +193,7 @@ impl Conn {
         };
         let (id, step) = (t.id, t.step(&self.cx(env, registry)));
         let kind = match step {
-            // After a checkpoint the next round reads the control connection first.
-            Step::Idle | Step::Busy | Step::Checkpoint => {
+            Step::Idle | Step::Busy => {
                 self.transfer = Some(t);
                 return !matches!(step, Step::Idle);
             }
@@ -203,10 +203,7 @@ impl Conn {
             }
             Step::Ended(kind) => {
                 if let Did::TransferEnded { bytes, result } = &kind {
-                    let result = result
-                        .as_ref()
-                        .map_or_else(|e| e.to_string(), |()| "ok".into());
-                    info!("session {} transfer bytes={bytes} result={result}", self.n);
+                    info!("session {} transfer bytes={bytes} {result:?}", self.n);
                 }
                 self.release_after_reply = t.is_upload();
                 kind
@@ -229,7 +226,7 @@ impl Conn {
                 None => return,
                 Some(Output::Reply(reply)) => {
                     self.out.extend_from_slice(reply.as_bytes());
-                    self.flush();
+                    let _ = self.flush();
                     if let Some(s) = self.storage.as_ref().filter(|_| self.release_after_reply) {
                         s.release_replaced();
                         self.release_after_reply = false;
@@ -245,7 +242,9 @@ impl Conn {
     }
 
     /// Writes what waits as far as the socket takes it. Once AUTH's 234 is out, TLS starts.
-    fn flush(&mut self) {
+    /// True when it wrote something.
+    fn flush(&mut self) -> bool {
+        let before = self.out.len();
         while !self.out.is_empty() {
             match self.ctrl.write(&self.out) {
                 Ok(n) if n > 0 => _ = self.out.drain(..n),
@@ -263,6 +262,7 @@ impl Conn {
                 _ => self.gone = true,
             }
         }
+        self.out.len() < before
     }
 
     /// AUTH TLS (rule 3): the handshake as far as it goes; its outcome once it is over.
@@ -273,10 +273,12 @@ impl Conn {
         id: ActionId,
         until: Instant,
     ) -> bool {
-        if self.ctrl.tls.is_none() {
-            return false; // The 234 is not out yet: nothing is read meanwhile.
-        }
-        let result = match self.ctrl.handshake() {
+        // Until the 234 is out (then `flush` starts TLS) nothing is read.
+        let progress = match self.ctrl.tls {
+            Some(_) => self.ctrl.handshake(),
+            None => Ok(false),
+        };
+        let result = match progress {
             Ok(false) if Instant::now() < until => return false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return true,
             Ok(false) => Err("the TLS handshake took too long".to_string()),
@@ -304,10 +306,8 @@ impl Conn {
 
     /// Carries out one action of the core and reports its outcome (rule 2).
     fn act(&mut self, env: &mut Env, registry: &Registry, action: Action) {
-        let fs = self
-            .storage
-            .as_deref()
-            .ok_or(StorageError::PermissionDenied);
+        let fs = self.storage.as_deref();
+        let fs = fs.ok_or(StorageError::PermissionDenied);
         let outcome = match action.kind {
             Do::Authenticate { user, password } => {
                 let checked = env.users.authenticate(&user, password.expose());
@@ -459,19 +459,23 @@ impl Conn {
     /// and what the client still sends is read and dropped until it closes or time is up,
     /// so that a reset does not destroy the last reply.
     fn linger(&mut self, env: &mut Env, registry: &Registry, until: Instant) -> Drive {
-        self.flush();
-        if !self.out.is_empty() && !self.gone && Instant::now() < until {
-            return Drive::Wait;
+        let now = Instant::now();
+        if !self.shut {
+            let _ = self.flush();
+            if !self.out.is_empty() && !self.gone && now < until {
+                return Drive::Wait;
+            }
+            if self.ctrl.tls.as_ref().is_some_and(|t| !t.is_handshaking()) {
+                self.ctrl.close_notify();
+                let _ = self.ctrl.flush_tls();
+            }
+            let _ = self.ctrl.tcp.shutdown(Shutdown::Write);
+            self.shut = true;
         }
-        if self.ctrl.tls.as_ref().is_some_and(|t| !t.is_handshaking()) {
-            self.ctrl.close_notify();
-            let _ = self.ctrl.flush_tls();
-        }
-        let _ = self.ctrl.tcp.shutdown(Shutdown::Write);
         for _ in 0..16 {
             match self.ctrl.tcp.read(&mut self.buf) {
                 Ok(n) if n > 0 => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < until => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && now < until => {
                     return Drive::Wait
                 }
                 _ => break,

@@ -154,18 +154,15 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(io)?;
-        let mut out = io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "tls certificate sha256 fingerprint: {}",
-            tls.fingerprint()
+        let addr = listener.local_addr().map_err(io)?;
+        let fingerprint = tls.fingerprint();
+        let lines = format!(
+            "tls certificate sha256 fingerprint: {fingerprint}\nlistening on ftp://{addr}\n"
         );
-        let _ = writeln!(
-            out,
-            "listening on ftp://{}",
-            listener.local_addr().map_err(io)?
-        );
-        let _ = out.flush();
+        let mut stdout = io::stdout();
+        let _ = stdout
+            .write_all(lines.as_bytes())
+            .and_then(|()| stdout.flush());
         Ok(Server {
             poll,
             listener,
@@ -213,7 +210,7 @@ impl Server {
                 .conns
                 .iter()
                 .filter(|(_, c)| c.wake().is_some_and(|t| t <= now));
-            ready.extend(due.map(|(n, _)| *n).collect::<Vec<_>>());
+            ready.extend(due.map(|(n, _)| *n));
             for n in std::mem::take(&mut ready) {
                 let Some(conn) = self.conns.get_mut(&n) else {
                     continue;

@@ -39,11 +39,8 @@ const DATA_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 pub enum Step {
     /// Nothing to do until a socket is ready or [`Transfer::wake`] has come.
     Idle,
-    /// Step again.
+    /// Step again (after the connection has read its control socket: ABOR, STAT, QUIT).
     Busy,
-    /// Read the control connection, then step again: an upload has all its data, and a
-    /// client that died meanwhile has closed its control connection too.
-    Checkpoint,
     /// Tell the session (`TransferStarted`), then step again.
     Report(OutcomeKind),
     /// Over: tell the session (`TransferEnded`).
@@ -267,12 +264,14 @@ impl Transfer {
                         self.phase = Phase::Finish;
                         Step::Busy
                     }
-                    // The end of an upload: the client's close_notify gets ours.
+                    // The end of an upload: the client's close_notify gets ours. It is settled
+                    // after one more look at the control connection: a client that died
+                    // mid-upload has closed that too, and who is gone cannot be told 226.
                     None => {
                         data.close_notify();
                         let _ = data.flush_tls();
                         self.phase = Phase::Settle;
-                        Step::Checkpoint
+                        Step::Busy
                     }
                 };
                 self.data = Some(data);
