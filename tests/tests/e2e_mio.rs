@@ -449,3 +449,31 @@ fn ftps_data_connection_without_session_reuse_is_refused() {
         &keep,
     );
 }
+
+#[test]
+fn file_commands_with_ftplib() {
+    if !require("python3") {
+        return;
+    }
+    let server = mio_server("mio-files", &[]);
+    let (p1, p2) = (random_bytes(300_000, 13), random_bytes(200_000, 14));
+    write_file(server.client_dir().join("part1.bin"), &p1);
+    write_file(server.client_dir().join("part2.bin"), &p2);
+    // STOR then APPE, and APPE to a new name.
+    python("ftp_client.py", &server, "appe", &[], 60);
+    let both = [p1.as_slice(), p2.as_slice()].concat();
+    assert_same_bytes(
+        "APPE",
+        &read_file(server.root().join("appended.bin")),
+        &both,
+    );
+    // MKD, RMD, RNFR/RNTO, DELE and their refusals.
+    write_file(server.root().join("keep.txt"), b"keep me\n");
+    python("ftp_client.py", &server, "fileops", &[], 60);
+    assert_eq!(read_file(server.root().join("kept.txt")), b"keep me\n");
+    assert!(
+        server.root().join("with space").is_dir(),
+        "MKD 'with space'"
+    );
+    assert!(!server.root().join("newdir").exists(), "RMD left newdir");
+}
