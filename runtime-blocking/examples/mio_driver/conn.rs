@@ -379,23 +379,27 @@ impl Conn {
                 self.handshake = Some((id, login.map_or(until, |l| l.min(until))));
             }
             Do::StopTls => {
-                // Back to the clear after CCC or REIN is left out (see main.rs); the contract
-                // allows closing instead.
+                // Back to the clear after CCC or REIN is left out (see main.rs): the reply is
+                // out, and the connection closes as after `Close` (the contract allows it).
                 info!("session {}: TLS cannot end here; closing", self.n);
-                self.ctrl.close_notify();
-                self.gone = true;
+                self.closing = Some(Instant::now() + CLOSE_GRACE);
+                self.stop_transfer(env, registry);
             }
             Do::LoginEnded => {
                 env.logins.retain(|l| l.0 != self.n);
                 if let Some(tls) = &self.tls {
                     tls.logged_out();
                 }
-                self.storage = None;
+                (self.storage, self.user) = (None, None);
             }
             Do::Notify(e) => {
-                let (kind, path) = (e.kind.as_str(), e.path.map(|p| p.to_string()));
+                let path = e.path.map_or_else(|| "-".into(), |p| p.to_string());
                 let user = e.user.as_deref().unwrap_or("-");
-                info!("session {} event {kind} user={user} path={path:?}", self.n);
+                info!(
+                    "session {} event {} user={user} path={path}",
+                    self.n,
+                    e.kind.as_str()
+                );
             }
             other => {
                 warn!("session {}: cannot carry out {other:?}; closing", self.n);
@@ -501,8 +505,7 @@ impl Conn {
             }
         }
         env.logins.retain(|l| l.0 != self.n);
-        let user = self.user.as_deref().unwrap_or("-");
-        info!("session {} end peer={} user={user}", self.n, self.peer);
+        info!("session {} end peer={}", self.n, self.peer);
         Drive::Remove
     }
 }
