@@ -14,7 +14,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use rustls::ServerConnection;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown};
 use std::time::{Duration, Instant};
 use wharf_blocking::driver::transfer::NOT_RESUMED;
@@ -45,6 +45,16 @@ pub enum Step {
     Report(OutcomeKind),
     /// Over: tell the session (`TransferEnded`).
     Ended(OutcomeKind),
+}
+
+/// What moving bytes once did.
+enum Moved {
+    /// Bytes moved (or more can move at once).
+    Progress,
+    /// Nothing until the socket is ready.
+    Blocked,
+    /// All of it has moved.
+    End,
 }
 
 /// What a step needs of its connection, lent for the step.
@@ -246,20 +256,20 @@ impl Transfer {
             Phase::Protect => self.protect(cx, now),
             Phase::Move => {
                 let Some(mut data) = self.data.take() else {
-                    return Err(lost(&io::ErrorKind::NotConnected.into()));
+                    return Err(lost(&ErrorKind::NotConnected.into()));
                 };
                 let moved = match self.store.is_some() {
                     true => self.receive(&mut data),
                     false => self.send(&mut data),
                 };
                 let step = match moved? {
-                    Some(0) => Step::Idle,
-                    Some(_) => {
+                    Moved::Blocked => Step::Idle,
+                    Moved::Progress => {
                         self.deadline = now + DATA_STALL_TIMEOUT;
                         Step::Busy
                     }
                     // The end of a download: close_notify (TLS), then the shutdown.
-                    None if self.store.is_none() => {
+                    Moved::End if self.store.is_none() => {
                         data.close_notify();
                         self.phase = Phase::Finish;
                         Step::Busy
@@ -267,7 +277,7 @@ impl Transfer {
                     // The end of an upload: the client's close_notify gets ours. It is settled
                     // after one more look at the control connection: a client that died
                     // mid-upload has closed that too, and who is gone cannot be told 226.
-                    None => {
+                    Moved::End => {
                         data.close_notify();
                         let _ = data.flush_tls();
                         self.phase = Phase::Settle;
@@ -331,7 +341,7 @@ impl Transfer {
         match data.handshake() {
             Ok(true) => {}
             Ok(false) => return Ok(Step::Idle),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Step::Busy),
+            Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(Step::Busy),
             Err(e) => return Err(TransferError::Tls(e.to_string())),
         }
         if self.reuse.is_some_and(SessionReuse::required) {
@@ -358,17 +368,16 @@ impl Transfer {
     }
 
     /// A download: writes some of what waits, or reads (and encodes) the next buffer.
-    /// `Some(bytes written)` (0: the socket is full), `None` at the end of the source.
-    fn send(&mut self, data: &mut Wire) -> Result<Option<usize>, TransferError> {
+    fn send(&mut self, data: &mut Wire) -> Result<Moved, TransferError> {
         if self.at == self.out.len() {
             let Some(source) = self.source.as_mut() else {
-                return Ok(None);
+                return Ok(Moved::End);
             };
             let n = source
                 .read(&mut self.buf)
                 .map_err(|e| TransferError::Storage(map_io_error(&e)))?;
             if n == 0 {
-                return Ok(None);
+                return Ok(Moved::End);
             }
             self.out.clear();
             self.at = 0;
@@ -378,27 +387,26 @@ impl Transfer {
             }
         }
         match data.write(&self.out[self.at..]) {
-            Ok(0) if data.tls.is_none() => Err(lost(&io::ErrorKind::WriteZero.into())),
+            Ok(0) if data.tls.is_none() => Err(lost(&ErrorKind::WriteZero.into())),
+            Ok(0) => Ok(Moved::Blocked),
             Ok(n) => {
                 self.at += n;
                 self.bytes += n as u64;
-                Ok(Some(n))
+                Ok(Moved::Progress)
             }
-            Err(e) if is_wait(&e) => Ok(Some(0)),
-            Err(e) => Err(lost(&e)),
+            Err(e) => blocked_or_lost(e),
         }
     }
 
-    /// An upload: what has arrived goes to the file (TYPE A: decoded). `Some(bytes read)`,
-    /// `None` at the end (through TLS only after the client's close_notify).
-    fn receive(&mut self, data: &mut Wire) -> Result<Option<usize>, TransferError> {
+    /// An upload: what has arrived goes to the file (TYPE A: decoded). The end comes with
+    /// the end of the stream, through TLS only after the client's close_notify.
+    fn receive(&mut self, data: &mut Wire) -> Result<Moved, TransferError> {
         let n = match data.read(&mut self.buf) {
             Ok(n) => n,
-            Err(e) if is_wait(&e) => return Ok(Some(0)),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && data.tls.is_some() => {
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof && data.tls.is_some() => {
                 return Err(TransferError::ConnectionLost(Lost::NoCloseNotify))
             }
-            Err(e) => return Err(lost(&e)),
+            Err(e) => return blocked_or_lost(e),
         };
         self.out.clear();
         match (n, self.ascii) {
@@ -414,7 +422,7 @@ impl Transfer {
         let written = file.write_all(&self.out);
         written.map_err(|e| TransferError::Storage(map_io_error(&e)))?;
         self.bytes += n as u64;
-        Ok((n > 0).then_some(n))
+        Ok(if n == 0 { Moved::End } else { Moved::Progress })
     }
 
     /// The end: sockets and files closed, an upload settled (put in place when all of it
@@ -433,11 +441,14 @@ impl Transfer {
     }
 }
 
-fn is_wait(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
+/// A socket error while moving: `WouldBlock` waits for readiness, `Interrupted` (a TLS read
+/// that stopped after its rounds) goes on at once, anything else loses the connection.
+fn blocked_or_lost(e: io::Error) -> Result<Moved, TransferError> {
+    match e.kind() {
+        ErrorKind::WouldBlock => Ok(Moved::Blocked),
+        ErrorKind::Interrupted => Ok(Moved::Progress),
+        _ => Err(lost(&e)),
+    }
 }
 
 /// Accepts what waits on a passive listener: the first connection from `peer` (from anyone
@@ -449,8 +460,12 @@ fn accept(listener: &TcpListener, peer: Option<IpAddr>) -> io::Result<Option<Tcp
                 return Ok(Some(tcp))
             }
             Ok((_, from)) => warn!("passive port theft attempt from {from}; closed"),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if is_wait(&e) || e.kind() == io::ErrorKind::ConnectionAborted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                ) => {}
             Err(e) => return Err(e),
         }
     }
