@@ -477,3 +477,29 @@ fn file_commands_with_ftplib() {
     );
     assert!(!server.root().join("newdir").exists(), "RMD left newdir");
 }
+
+#[test]
+fn checksums_run_like_transfers_and_stop_at_abor() {
+    if !require("python3") {
+        return;
+    }
+    let server = mio_server("mio-checksums", &[]);
+    let data = random_bytes(3 * 1024 * 1024 + 17, 15);
+    write_file(server.root().join("data.bin"), &data);
+    let local = server.client_dir().join("data.bin");
+    write_file(&local, &data);
+    // HASH in every algorithm, RANG, XCRC/XMD5/XSHA*: the runtime's checksum task, stepped
+    // by the loop, against hashlib and zlib.
+    python(
+        "checksum_client.py",
+        &server,
+        "algorithms",
+        &[p(&local)],
+        60,
+    );
+    // ABOR while a HASH of 64 GiB (sparse: zeros) runs: 426 then 226 at once.
+    std::fs::File::create(server.root().join("huge.bin"))
+        .and_then(|f| f.set_len(64 << 30))
+        .expect("a sparse file");
+    python("checksum_client.py", &server, "abort", &["huge.bin"], 60);
+}

@@ -1,6 +1,6 @@
 //! One control connection: its [`Session`], its socket (plain, or TLS after AUTH), the
 //! replies not yet written, the logged-in user's storage, the passive listener and the
-//! running transfer. [`Conn::drive`] follows the contract of core/src/lib.rs for whatever
+//! running transfer or checksum. [`Conn::drive`] follows the contract of core/src/lib.rs for whatever
 //! the sockets allow now: feed the control connection to the session, step the transfer,
 //! drain the session's outputs (write each reply as it comes, carry out each action and
 //! report its outcome). Nothing here decides a protocol question or edits a reply.
@@ -12,6 +12,8 @@ use rustls::ServerConnection;
 use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
+use wharf_blocking::driver::checksum::ChecksumTask;
+use wharf_blocking::driver::transfer::{Interrupt, Step as TaskStep};
 use wharf_blocking::storage::{unix_now, LocalFs, Storage};
 use wharf_blocking::tls::ControlTls;
 use wharf_blocking::users::Login;
@@ -63,6 +65,8 @@ pub struct Conn {
     user: Option<String>,
     passive: Option<(TcpListener, Option<IpAddr>)>,
     transfer: Option<Box<Transfer>>,
+    /// HASH, XCRC...: the runtime's checksum task, stepped and reported like a transfer.
+    checksum: Option<Box<ChecksumTask>>,
     /// An upload ended: what it replaced is freed once the next reply (its last) is out.
     release_after_reply: bool,
     /// The session is over: the last replies go out until then.
@@ -90,6 +94,7 @@ impl Conn {
             user: None,
             passive: None,
             transfer: None,
+            checksum: None,
             release_after_reply: false,
             closing: None,
             shut: false,
@@ -125,7 +130,7 @@ impl Conn {
         }
         for _ in 0..ROUNDS {
             let read = self.read_control(env, registry);
-            let stepped = self.step_transfer(env, registry);
+            let stepped = self.step_transfer(env, registry) || self.step_checksum(env, registry);
             // Room made for replies: the control connection may be read again.
             let wrote = self.flush();
             if self.gone {
@@ -155,10 +160,14 @@ impl Conn {
             Ok(n) => {
                 let now = Instant::now();
                 // Progress first, so that a STAT in this input is current (rule 4).
-                if let Some(t) = self.transfer.as_ref().filter(|t| t.started) {
-                    let progress = Did::TransferProgress { bytes: t.bytes };
-                    self.session
-                        .handle_outcome(now, Outcome::new(t.id, progress));
+                let task = match (&self.transfer, &self.checksum) {
+                    (Some(t), _) if t.started => Some((t.id, t.bytes)),
+                    (_, Some(c)) => Some((c.id(), c.bytes())),
+                    _ => None,
+                };
+                if let Some((id, bytes)) = task {
+                    let progress = Did::TransferProgress { bytes };
+                    self.session.handle_outcome(now, Outcome::new(id, progress));
                 }
                 self.session.handle_input(now, &self.buf[..n]);
                 self.drain(env, registry);
@@ -212,6 +221,22 @@ impl Conn {
         self.session
             .handle_outcome(Instant::now(), Outcome::new(id, kind));
         self.drain(env, registry);
+        true
+    }
+
+    /// Hashes the next chunk of a checksum (HASH, XCRC...) and reports its end (rule 4).
+    fn step_checksum(&mut self, env: &mut Env, registry: &Registry) -> bool {
+        let Some(mut task) = self.checksum.take() else {
+            return false;
+        };
+        match task.step(self.storage.as_deref()) {
+            TaskStep::Ended(kind) => {
+                self.session
+                    .handle_outcome(Instant::now(), Outcome::new(task.id(), kind));
+                self.drain(env, registry);
+            }
+            _ => self.checksum = Some(task),
+        }
         true
     }
 
@@ -365,9 +390,21 @@ impl Conn {
                 let t = Transfer::new(id, plan, passive, &self.cx(env, registry));
                 self.transfer = Some(Box::new(t));
             }
+            Do::Checksum {
+                path,
+                algorithm,
+                start,
+                end,
+            } => {
+                let task = ChecksumTask::new(id, path, algorithm, start, end);
+                self.checksum = Some(Box::new(task));
+            }
             Do::AbortTransfer { transfer } => {
                 if let Some(t) = self.transfer.as_mut().filter(|t| t.id == transfer) {
                     t.stop(TransferError::Aborted);
+                }
+                if let Some(c) = self.checksum.as_mut().filter(|c| c.id() == transfer) {
+                    c.stop(Interrupt::Abort);
                 }
             }
             Do::ClosePassive => self.passive = None,
@@ -450,12 +487,16 @@ impl Conn {
         Ok(account)
     }
 
-    /// The session is over: a running transfer stops and reports its end (an upload is then
-    /// not put in place).
+    /// The session is over: a running transfer or checksum stops and reports its end (an
+    /// upload is then not put in place).
     fn stop_transfer(&mut self, env: &mut Env, registry: &Registry) {
         if let Some(t) = self.transfer.as_mut() {
             t.stop(TransferError::ConnectionLost(Lost::ControlClosed));
             self.step_transfer(env, registry);
+        }
+        if let Some(c) = self.checksum.as_mut() {
+            c.stop(Interrupt::Close);
+            self.step_checksum(env, registry);
         }
     }
 
