@@ -14,10 +14,10 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 use wharf_blocking::driver::checksum::ChecksumTask;
 use wharf_blocking::driver::transfer::{Interrupt, Step as TaskStep};
+use wharf_blocking::logins::LoginSlot;
 use wharf_blocking::storage::{unix_now, LocalFs, Storage};
 use wharf_blocking::tls::ControlTls;
 use wharf_blocking::users::Login;
-use wharf_core::action::LoginCounts;
 use wharf_core::TransferError;
 use wharf_core::{Account, Action, ActionId, ActionKind as Do, DataEndpoint, LoginError, Lost};
 use wharf_core::{Outcome, OutcomeKind as Did, Output, Session, StorageError, TlsInfo};
@@ -63,6 +63,8 @@ pub struct Conn {
     handshake: Option<(ActionId, Instant)>,
     storage: Option<Box<dyn Storage>>,
     user: Option<String>,
+    /// The login as the server counts it (given back when dropped).
+    login: Option<LoginSlot<'static>>,
     passive: Option<(TcpListener, Option<IpAddr>)>,
     transfer: Option<Box<Transfer>>,
     /// HASH, XCRC...: the runtime's checksum task, stepped and reported like a transfer.
@@ -92,6 +94,7 @@ impl Conn {
             handshake: None,
             storage: None,
             user: None,
+            login: None,
             passive: None,
             transfer: None,
             checksum: None,
@@ -423,7 +426,7 @@ impl Conn {
                 self.stop_transfer(env, registry);
             }
             Do::LoginEnded => {
-                env.logins.retain(|l| l.0 != self.n);
+                self.login = None; // its count goes back
                 if let Some(tls) = &self.tls {
                     tls.logged_out();
                 }
@@ -461,20 +464,12 @@ impl Conn {
             );
             LoginError::Unavailable("the home folder of this account is not available.".into())
         })?;
-        let (mut account, ip) = (login.account, self.peer.ip());
-        env.logins
-            .push((self.n, account.name.clone(), ip, account.anonymous));
-        // The logins held now, this one included, for the core's login limits.
-        let mut held = LoginCounts::default();
-        for (_, user, from, anonymous) in &env.logins {
-            let (same_ip, same_user) = (*from == ip, *user == account.name);
-            held.total += 1;
-            held.anonymous += u32::from(*anonymous);
-            held.from_ip += u32::from(same_ip);
-            held.user += u32::from(same_user);
-            held.user_from_ip += u32::from(same_ip && same_user);
-        }
-        account.sessions = held;
+        let mut account = login.account;
+        // Counted among the logins held now, for the core's login limits.
+        let (slot, held) = env
+            .logins
+            .count(&account.name, self.peer.ip(), account.anonymous);
+        (self.login, account.sessions) = (Some(slot), held);
         if let Some(tls) = &self.tls {
             tls.logged_in(&account.name);
         }
@@ -545,7 +540,6 @@ impl Conn {
                 None => break,
             }
         }
-        env.logins.retain(|l| l.0 != self.n);
         info!("session {} end peer={}", self.n, self.peer);
         Drive::Remove
     }

@@ -1,8 +1,9 @@
 //! Wharf's second driver: the whole FTP/FTPS server on **one thread with one `mio::Poll`**,
 //! serving many sessions with non-blocking sockets. It shows that wharf-core's contract (the
-//! top of core/src/lib.rs) is all an event loop needs: the protocol is the core's, the files
-//! and accounts are the runtime's public types (`LocalFs`, `Users`, `TlsContext`), and this
-//! program only moves bytes between them.
+//! top of core/src/lib.rs) is all an event loop needs: the protocol is the core's; files,
+//! accounts, login counts, certificates and checksums are the runtime's public types
+//! (`LocalFs`, `Users`, `Logins`, `TlsContext`, `ChecksumTask`); this program only moves
+//! bytes between them.
 //!
 //! ```text
 //! cargo run --release --example mio_driver -- --listen 127.0.0.1:2121 --root DIR --user NAME:PASSWORD
@@ -49,12 +50,13 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf_blocking::config::Settings;
+use wharf_blocking::logins::Logins;
 use wharf_blocking::store::{StoreData, UserEntry};
 use wharf_blocking::tls::TlsContext;
 use wharf_blocking::users::{hash_password, Users, DEFAULT_LOGIN_CACHE};
@@ -102,9 +104,9 @@ pub struct Env {
     pub config: Arc<Config>,
     pub users: Users,
     pub tls: Option<TlsContext>,
-    /// The logins held now (connection, user, client address, anonymous), for the counts
-    /// the core's login limits are applied to.
-    pub logins: Vec<(usize, String, IpAddr, bool)>,
+    /// The logins held now, behind the core's login limits (the runtime's table, for the
+    /// whole life of the process).
+    pub logins: &'static Logins,
 }
 
 fn main() -> ExitCode {
@@ -170,7 +172,7 @@ impl Server {
                 config,
                 users,
                 tls: Some(tls),
-                logins: Vec::new(),
+                logins: Box::leak(Box::new(Logins::new(0, Duration::ZERO, Duration::ZERO))),
             },
             conns: HashMap::new(),
             next: 1,
