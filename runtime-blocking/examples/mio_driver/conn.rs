@@ -245,11 +245,9 @@ impl Conn {
 
     /// Drains the session's outputs, in order, until `None` or `Close` (rule 1).
     fn drain(&mut self, env: &mut Env, registry: &Registry) {
-        // Bounded: the session queues a few outputs per input or outcome.
-        for _ in 0..1024 {
-            if self.closing.is_some() {
-                return;
-            }
+        // Finite: what the session queues comes from the input it holds (bounded by
+        // `max_buffered_input`) and the outcomes of its own actions.
+        while self.closing.is_none() {
             match self.session.poll_output() {
                 None => return,
                 Some(Output::Reply(reply)) => {
@@ -531,13 +529,12 @@ impl Conn {
         self.closing = Some(Instant::now()); // `drain` writes nothing from now on
         self.stop_transfer(env, registry);
         self.session.handle_disconnect(Instant::now());
-        for _ in 0..1024 {
-            match self.session.poll_output() {
-                Some(Output::Action(a)) if matches!(a.kind, Do::Notify(_) | Do::LoginEnded) => {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::Action(a) if matches!(a.kind, Do::Notify(_) | Do::LoginEnded) => {
                     self.act(env, registry, a)
                 }
-                Some(_) => {}
-                None => break,
+                _ => {}
             }
         }
         info!("session {} end peer={}", self.n, self.peer);
