@@ -503,3 +503,28 @@ fn checksums_run_like_transfers_and_stop_at_abor() {
         .expect("a sparse file");
     python("checksum_client.py", &server, "abort", &["huge.bin"], 60);
 }
+
+#[test]
+fn commands_sent_during_a_download_are_all_answered_after_it() {
+    let server = mio_server("mio-held", &[]);
+    let data = random_bytes(8 * 1024 * 1024, 16);
+    write_file(server.root().join("big.bin"), &data);
+    let mut c = server.login();
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let addr = c.pasv();
+    let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .expect("connect to the passive port");
+    assert_eq!(c.cmd("RETR big.bin").code, 150);
+    // Held by the session until the transfer ends, then answered at once, in order.
+    const HELD: usize = 5000;
+    c.send_raw("PWD\r\n".repeat(HELD).as_bytes());
+    let got = wharf_tests::e2e::read_to_end_timeout(stream, Duration::from_secs(20))
+        .expect("the download");
+    assert_same_bytes("the download", &got, &data);
+    assert_eq!(c.reply().code, 226);
+    for i in 0..HELD {
+        let r = c.reply();
+        assert_eq!(r.code, 257, "reply {i} to the held PWDs: {r}");
+    }
+    assert_eq!(c.cmd("NOOP").code, 200);
+}
