@@ -20,6 +20,9 @@
 //! and return early; with `CI=true` it is a failure instead, so a CI run never counts a skipped
 //! test as passed.
 //!
+//! Example programs that take `wharf serve`'s first options (the mio driver) start the same
+//! way with [`Server::start_program`] and [`example_bin`].
+//!
 //! Set `WHARF_E2E_KEEP=1` to keep the temporary folders (their paths are printed).
 
 use std::collections::BTreeMap;
@@ -351,6 +354,121 @@ impl Drop for Server {
                 eprintln!("{l}");
             }
             eprintln!("---- end of server log ----");
+        }
+    }
+}
+
+// ----- other server programs: the examples -----------------------------------------------------
+
+/// Where the example program `name` of the workspace is (e.g. `mio_driver`): `$WHARF_EXAMPLES_DIR/
+/// NAME`, else `examples/NAME` beside the `wharf` binary (`target/<profile>/examples/`), which
+/// `cargo test --workspace --release` builds too.
+pub fn example_bin(name: &str) -> PathBuf {
+    let dir = match std::env::var_os("WHARF_EXAMPLES_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe().expect("current_exe");
+            // target/<profile>/deps/<test>-<hash>  →  target/<profile>/examples
+            exe.parent()
+                .and_then(Path::parent)
+                .map(|d| d.join("examples"))
+                .expect("test executable has no grandparent folder")
+        }
+    };
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "the example program {} is missing. Run the tests with `cargo test --workspace \
+         --release` (which builds it), or build it first with `cargo build --release -p \
+         wharf-blocking --examples`, or point WHARF_EXAMPLES_DIR at its folder",
+        bin.display()
+    );
+    bin
+}
+
+impl Server {
+    /// Starts a server program other than `wharf serve` that takes the same first options
+    /// and prints the same `listening on ftp://ADDR` line (an example program: see
+    /// [`example_bin`]): `PROGRAM --listen 127.0.0.1:0 --root <fresh folder> --user
+    /// alice:secret ARGS...`, in a fresh temporary folder (its working folder, as for
+    /// [`Server::start`]). Waits (bounded) for that line; the program is killed on drop and
+    /// everything else ([`Server::log`], [`Server::root`], [`Server::login`]...) works as for
+    /// `wharf serve`.
+    pub fn start_program(name: &str, program: &Path, args: &[&str]) -> Server {
+        let dir = TempDir::new(name);
+        let root = dir.join("root");
+        fs::create_dir_all(&root).expect("create root");
+        fs::create_dir_all(dir.join("client")).expect("create client folder");
+        let stderr_path = dir.join("server.stderr");
+        let stderr = fs::File::create(&stderr_path).expect("create stderr file");
+        let mut cmd = Command::new(program);
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--root")
+            .arg(&root)
+            .arg("--user")
+            .arg(format!("{USER}:{PASSWORD}"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr));
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        // The first lines up to `listening on ftp://` come to us; the rest is drained.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if tx.send(line).is_err() {
+                    for _ in lines.by_ref() {}
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut startup = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    panic!(
+                        "{} did not print `listening on ftp://...` within {START_TIMEOUT:?} \
+                         (exit status {status:?}).\nstdout so far:\n{}\nstderr:\n{}",
+                        program.display(),
+                        startup.join("\n"),
+                        fs::read_to_string(&stderr_path).unwrap_or_default()
+                    );
+                }
+            };
+            let parsed =
+                (line.trim().strip_prefix("listening on ftp://")).map(str::parse::<SocketAddr>);
+            match parsed {
+                Some(Ok(addr)) => break addr,
+                Some(Err(e)) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("cannot parse the address in {line:?}: {e}");
+                }
+                None => startup.push(line),
+            }
+        };
+        assert!(addr.ip().is_loopback(), "{addr} is not on loopback");
+        Server {
+            child,
+            addr,
+            startup,
+            root,
+            stderr_path,
+            dir,
         }
     }
 }

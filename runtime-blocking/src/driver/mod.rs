@@ -21,7 +21,7 @@
 //! listeners, active connections), [`stream`] (control and data streams, plain or TLS).
 
 mod actions;
-mod checksum;
+pub mod checksum;
 mod control_tls;
 pub mod data;
 pub mod stream;
