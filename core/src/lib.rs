@@ -15,8 +15,9 @@
 //! protocol prints (file dates) arrive with the data they belong to.
 //!
 //! Data does not flow through the core. It describes a transfer ([`TransferPlan`]: path,
-//! offset, direction, representation, data endpoint) and the runtime moves the bytes, applying
-//! the pure codecs of [`codec`] only when the representation needs it (TYPE A).
+//! offset, direction, type/structure/mode as a [`codec::DataFormat`], data endpoint) and the
+//! runtime moves the bytes, through the pure codecs of [`codec`] ([`codec::Encoder`],
+//! [`codec::Decoder`]) unless the format is the identity (TYPE I, STRU F, MODE S).
 //!
 //! # The contract a driver follows
 //!
@@ -26,7 +27,10 @@
 //! 1. **Drain until `None`.** After [`Session::new`] and after every `handle_*` call, call
 //!    [`Session::poll_output`] until it returns `None`, handling each output in order: write a
 //!    [`Output::Reply`] before handling what follows it, carry out each [`Output::Action`],
-//!    and stop reading at [`Output::Close`] (flush what was written, then close).
+//!    and stop reading at [`Output::Close`] (flush what was written, then close). Do not cap
+//!    the drain at a count: after a transfer ends, the session answers every command held
+//!    behind it at once (thousands, if the client pipelined them), and no further input may
+//!    come to wake a driver that stopped early.
 //! 2. **Outcomes name their action.** Report each action's result with
 //!    [`Session::handle_outcome`] and the action's [`ActionId`]; [`ActionKind`] lists which
 //!    outcome answers which action, and which actions have none (`ClosePassive`, `StopTls`,
@@ -45,14 +49,24 @@
 //!    both open — and write the `150` that it produces before a PROT P handshake on the data
 //!    connection (clients start TLS after reading it) — then any number of
 //!    [`OutcomeKind::TransferProgress`] (before feeding control input, so `STAT` is current),
-//!    then exactly one [`OutcomeKind::TransferEnded`]. A transfer that fails before it starts
-//!    reports only `TransferEnded`. While it runs the driver's own loop keeps reading the
+//!    then exactly one [`OutcomeKind::TransferEnded`]. `TransferProgress` and
+//!    [`OutcomeKind::TransferMark`] come only after `TransferStarted`. A transfer that fails
+//!    before it starts reports only `TransferEnded`. The plan's [`TransferPlan::format`] is
+//!    not optional: a driver that cannot carry a format must end the transfer with an error,
+//!    never send the stored bytes unchanged. In MODE B and C an upload reports each client
+//!    restart marker it acknowledges with `TransferMark` (the core replies `110 MARK`) once
+//!    the data before it is in the file; a download places markers every
+//!    [`TransferPlan::marker_interval`] stored bytes ([`codec::Encoder::new`]). While it runs the driver's own loop keeps reading the
 //!    control connection and feeding it to `handle_input` like any other input: the session
 //!    answers `ABOR`, `STAT`, `NOOP` and `QUIT` at once and holds other commands until the
 //!    end. [`ActionKind::AbortTransfer`] asks the driver to stop it as soon as possible; it
 //!    then ends with [`TransferError::Aborted`] (or normally, if it had finished already).
 //!    If the control connection goes, stop the transfer ([`Lost::ControlClosed`]), report its
-//!    end, then call [`Session::handle_disconnect`].
+//!    end, then call [`Session::handle_disconnect`]. [`ActionKind::Checksum`] (HASH, XCRC,
+//!    XMD5, XSHA*) is a task of the same kind: `TransferProgress` while it reads, ABOR stops
+//!    it with `AbortTransfer`, and it ends with exactly one [`OutcomeKind::Checksummed`].
+//!    Timeouts of the data connection (how long to wait for it, how long it may stall) are
+//!    the driver's settings, not the plan's.
 //! 5. **An upload is settled before its end is reported.** When all of an upload has
 //!    arrived the driver puts the file in place (atomic uploads: the rename or exchange) and
 //!    only then reports `TransferEnded`: `Ok(())` means the file is in place, and a file that
@@ -65,7 +79,10 @@
 //!    outstanding or a transfer runs). Before login, [`Session::login_deadline`] also bounds
 //!    anything the driver does for the client (a reply it does not read, a TLS handshake).
 //!
-//! //! # Modules
+//! The embedder also sets what the core cannot know: [`Config::tls_available`] (whether it
+//! can run TLS: AUTH is refused otherwise).
+//!
+//! # Modules
 //! - [`framing`]: CRLF line framing, Telnet IAC stripping, line-length bound.
 //! - [`command`]: the command parser.
 //! - [`reply`]: reply encoding (RFC 959 multi-line rules).
