@@ -10,7 +10,7 @@
 use crate::codec::{CodecError, DataFormat};
 use crate::listing::FileInfo;
 use crate::path::VirtualPath;
-use crate::policy::IpFilter;
+use crate::policy::{Cidr, IpFilter};
 use crate::time::UnixTime;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
@@ -136,10 +136,12 @@ pub enum ActionKind {
     ListenPassive {
         /// The local address to listen on (that of the control connection).
         ip: IpAddr,
-        /// Accept a data connection only from this address; `None` accepts any (only when the
-        /// configuration allows third-party transfers). Connections from elsewhere are closed
-        /// at once and the listener goes on waiting.
-        peer: Option<IpAddr>,
+        /// Accept a data connection from this address (the client's)...
+        peer: IpAddr,
+        /// ...or from one of these servers (the account's third-party transfer peers, usually
+        /// none). Connections from elsewhere are closed at once and the listener goes on
+        /// waiting.
+        fxp_peers: Vec<Cidr>,
     },
     /// Close this session's passive listener, if any. No outcome.
     ClosePassive,
@@ -511,6 +513,9 @@ pub struct Account {
     pub ip_filter: IpFilter,
     /// The partner's allow/deny list, checked at login.
     pub partner_ip_filter: IpFilter,
+    /// The servers this account may use in a third-party (FXP) transfer (the user's list, or
+    /// else the partner's); `None` uses the server's ([`crate::Config::fxp_peers`]).
+    pub fxp_peers: Option<Vec<Cidr>>,
     /// Folders that always exist and can be neither deleted nor renamed (Inbox, Outbox).
     pub fixed_folders: Vec<VirtualPath>,
     /// Mode of files this user uploads. Default `0o644`.
@@ -558,6 +563,7 @@ impl Account {
             max_logins_per_ip: None,
             ip_filter: IpFilter::default(),
             partner_ip_filter: IpFilter::default(),
+            fxp_peers: None,
             fixed_folders: Vec::new(),
             file_mode: 0o644,
             dir_mode: 0o755,

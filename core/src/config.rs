@@ -4,7 +4,7 @@
 //! the defaults here are the documented defaults of the server.
 
 use crate::action::SessionReuse;
-use crate::policy::IpFilter;
+use crate::policy::{Cidr, IpFilter};
 use core::net::IpAddr;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -66,10 +66,13 @@ pub struct Config {
     /// The address advertised in PASV replies (for servers behind NAT). Default: the local
     /// address of the control connection.
     pub passive_address: Option<IpAddr>,
-    /// Allow PORT/EPRT to an address other than the client's, and passive connections from
-    /// other addresses (server-to-server "FXP" transfers). Default false: refused, since it
-    /// enables the FTP bounce attack and passive port theft.
-    pub allow_foreign_data_address: bool,
+    /// The servers (networks) every account may use in a third-party ("FXP") transfer: a
+    /// PORT/EPRT may name one of them instead of the client's address, and a passive listener
+    /// accepts its data connection from one of them as well as from the client. An account's
+    /// own list ([`crate::Account::fxp_peers`], the user's or the partner's) replaces this
+    /// one. Default empty: data connections go to and come from the client only, which is
+    /// what keeps out the FTP bounce attack and passive port theft (RFC 2577).
+    pub fxp_peers: Vec<Cidr>,
     /// Allow PORT/EPRT to ports below 1024. Default false.
     pub allow_privileged_data_port: bool,
     /// The runtime has a certificate: AUTH TLS is offered (and listed in FEAT). Default false.
@@ -142,7 +145,7 @@ impl Default for Config {
             max_login_failures: 3,
             login_failure_delay: Duration::from_secs(1),
             passive_address: None,
-            allow_foreign_data_address: false,
+            fxp_peers: Vec::new(),
             allow_privileged_data_port: false,
             tls_available: false,
             tls_control: TlsPolicy::None,

@@ -49,6 +49,7 @@ use crate::codec::{AsciiEncoder, CodecError, DataFormat, Decoder, Encoder};
 use crate::config::Config;
 use crate::listing::{FileInfo, FileKind};
 use crate::path::VirtualPath;
+use crate::policy::Cidr;
 use crate::reply::Reply;
 use crate::session::{Output, Session};
 use crate::time::{Civil, UnixTime};
@@ -754,12 +755,14 @@ struct UserEntry {
 }
 
 /// The passive listener the session has open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listener {
     /// The local address it listens on.
     pub ip: IpAddr,
-    /// The only address it accepts a data connection from (`None`: any).
-    pub peer: Option<IpAddr>,
+    /// The client's address, which it accepts a data connection from...
+    pub peer: IpAddr,
+    /// ...and the servers it also accepts one from (third-party transfers).
+    pub fxp_peers: Vec<Cidr>,
     /// The port.
     pub port: u16,
 }
@@ -1137,13 +1140,13 @@ impl Harness {
     }
 
     /// The passive listener currently open, if any.
-    pub fn listener(&self) -> Option<Listener> {
-        self.listener
+    pub fn listener(&self) -> Option<&Listener> {
+        self.listener.as_ref()
     }
 
     /// The most recent passive listener opened, even if closed since.
-    pub fn last_listener(&self) -> Option<Listener> {
-        self.last_listener
+    pub fn last_listener(&self) -> Option<&Listener> {
+        self.last_listener.as_ref()
     }
 
     /// How many times the session asked to end TLS ([`ActionKind::StopTls`]).
@@ -1363,9 +1366,16 @@ impl Harness {
                 }
                 OutcomeKind::Checksummed(result)
             }
-            ActionKind::ListenPassive { ip, peer } => {
-                OutcomeKind::PassiveListening(self.listen(ip, peer))
-            }
+            ActionKind::ListenPassive {
+                ip,
+                peer,
+                fxp_peers,
+            } => OutcomeKind::PassiveListening(self.listen(Listener {
+                ip,
+                peer,
+                fxp_peers,
+                port: 0,
+            })),
             ActionKind::ClosePassive => {
                 self.listener = None;
                 return Vec::new();
@@ -1467,7 +1477,7 @@ impl Harness {
         }
     }
 
-    fn listen(&mut self, ip: IpAddr, peer: Option<IpAddr>) -> Result<u16, String> {
+    fn listen(&mut self, mut l: Listener) -> Result<u16, String> {
         self.listener = None;
         if let Some(reason) = self.fail_passive.take() {
             return Err(reason);
@@ -1478,8 +1488,8 @@ impl Harness {
         } else {
             self.next_port + 1
         };
-        let l = Listener { ip, peer, port };
-        self.listener = Some(l);
+        l.port = port;
+        self.listener = Some(l.clone());
         self.last_listener = Some(l);
         Ok(port)
     }

@@ -161,9 +161,10 @@ pub struct Settings {
     pub login_cache: Duration,
     /// `max_line_length`: longest command line in bytes; longer ones get `500`. Default 4096.
     pub max_line_length: usize,
-    /// `allow_foreign_data_address`: allow PORT/EPRT to, and passive connections from,
-    /// addresses other than the client's (FXP; enables the bounce attack). Default false.
-    pub allow_foreign_data_address: bool,
+    /// `fxp_peers`: the servers (addresses or CIDR networks) every account may use in a
+    /// third-party (FXP) transfer, unless its user's or partner's `fxp_peers` replaces the
+    /// list. Default empty: data connections only to and from the client (docs/protocol.md).
+    pub fxp_peers: Vec<Cidr>,
     /// `allow_privileged_data_port`: allow PORT/EPRT to ports below 1024. Default false.
     pub allow_privileged_data_port: bool,
     /// `greeting`: text of the `220` greeting; several lines make a multi-line reply. Default
@@ -302,7 +303,7 @@ impl Default for Settings {
             login_failure_delay: core.login_failure_delay,
             login_cache: crate::users::DEFAULT_LOGIN_CACHE,
             max_line_length: core.max_line_len,
-            allow_foreign_data_address: false,
+            fxp_peers: Vec::new(),
             allow_privileged_data_port: false,
             greeting: core.greeting,
             tls: true,
@@ -363,7 +364,7 @@ pub const KEYS: &[&str] = &[
     "login_failure_delay_ms",
     "login_cache_secs",
     "max_line_length",
-    "allow_foreign_data_address",
+    "fxp_peers",
     "allow_privileged_data_port",
     "greeting",
     "tls",
@@ -917,10 +918,14 @@ impl Settings {
                         s.max_line_length = n as usize;
                     }
                 }
-                "allow_foreign_data_address" => {
-                    s.allow_foreign_data_address =
-                        r.bool(k, v).unwrap_or(s.allow_foreign_data_address)
-                }
+                "fxp_peers" => s.fxp_peers = r.cidrs(k, v).unwrap_or_default(),
+                // The switch that let any address in became a list of servers.
+                "allow_foreign_data_address" => r.err(
+                    k,
+                    "was replaced by 'fxp_peers': list the servers third-party (FXP) transfers \
+                     may use, e.g. fxp_peers = [\"192.0.2.10\", \"198.51.100.0/24\"] (here, or \
+                     for one partner or user in the user store); see docs/protocol.md",
+                ),
                 "allow_privileged_data_port" => {
                     s.allow_privileged_data_port =
                         r.bool(k, v).unwrap_or(s.allow_privileged_data_port)
@@ -1100,7 +1105,7 @@ impl Settings {
         c.max_login_failures = self.max_login_failures;
         c.login_failure_delay = self.login_failure_delay;
         c.passive_address = self.passive_address;
-        c.allow_foreign_data_address = self.allow_foreign_data_address;
+        c.fxp_peers = self.fxp_peers.clone();
         c.allow_privileged_data_port = self.allow_privileged_data_port;
         c.tls_control = self.tls_required_control;
         c.tls_data = self.tls_required_data;
@@ -1170,7 +1175,7 @@ mod tests {
             login_failure_delay_ms = 10
             login_cache_secs = 0
             max_line_length = 1000
-            allow_foreign_data_address = true
+            fxp_peers = ["192.0.2.10", "198.51.100.0/24"]
             allow_privileged_data_port = true
             greeting = "Hello\nthere"
             tls = true
@@ -1207,7 +1212,9 @@ mod tests {
         assert_eq!(s.max_login_failures, 9);
         assert_eq!(s.login_failure_delay, Duration::from_millis(10));
         assert_eq!(s.max_line_length, 1000);
-        assert!(s.allow_foreign_data_address && s.allow_privileged_data_port);
+        assert!(s.allow_privileged_data_port);
+        assert_eq!(s.core_config().fxp_peers.len(), 2);
+        assert!(s.fxp_peers[1].contains("198.51.100.77".parse().unwrap()));
         assert_eq!(s.core_config().greeting, "Hello\nthere");
         assert_eq!(s.core_config().passive_address, s.passive_address);
         assert!(s.tls);
@@ -1292,6 +1299,23 @@ mod tests {
                  could log in; turn TLS on or set it to \"none\"",
                 "wharf.toml: key 'implicit_listen': implicit-TLS listeners need tls = true",
             ]
+        );
+    }
+
+    #[test]
+    fn the_old_fxp_switch_is_refused_with_what_replaced_it() {
+        let e = errors("allow_foreign_data_address = true");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "wharf.toml: key 'allow_foreign_data_address': was replaced by 'fxp_peers'"
+            ),
+            "{e:?}"
+        );
+        let e = errors("fxp_peers = [\"192.0.2.0/33\"]");
+        assert_eq!(
+            e,
+            ["wharf.toml: key 'fxp_peers': `192.0.2.0/33`: the prefix length must be 0 to 32"]
         );
     }
 

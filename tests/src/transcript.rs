@@ -29,7 +29,7 @@
 //! Before the session starts (it starts at the first step that needs it):
 //! - `@config <key> <value>`: a [`Config`] field: `greeting`, `max_line_len`,
 //!   `max_buffered_input`, `idle_timeout`, `login_timeout`, `max_login_failures`,
-//!   `login_failure_delay`, `passive_address`, `allow_foreign_data_address`,
+//!   `login_failure_delay`, `passive_address`, `fxp_peers` (comma-separated CIDRs),
 //!   `allow_privileged_data_port`, `tls_available`, `tls_control` and `tls_data` (`none`,
 //!   `accounts`, `all`), `allow_ccc`, `require_tls_session_reuse` (durations as `300s`,
 //!   `500ms`, `5m`).
@@ -46,7 +46,7 @@
 //! At any time:
 //! - `@user <name> <password> [flags]`: a user; `partner/user` names give the user a
 //!   partner. Flags: `readonly`, `admin`, `fixed=/Inbox,/Outbox`, `file_mode=0444`,
-//!   `dir_mode=0755`, `max_logins=N`, `max_logins_per_ip=N`, `allow_ip=CIDR,...`,
+//!   `dir_mode=0755`, `max_logins=N`, `max_logins_per_ip=N`, `allow_ip=CIDR,...`, `fxp=CIDR,...`,
 //!   `partner_allow=CIDR,...`, `partner_deny=CIDR,...`, `idle=30s`, `upload_rate=N`,
 //!   `download_rate=N`.
 //! - `@sessions total=N anonymous=N from_ip=N user=N user_from_ip=N`: logins other sessions
@@ -80,7 +80,8 @@
 //! - `@expect-file <path> "<contents>"`, `@expect-no-file <path>`, `@expect-dir <path>`.
 //! - `@expect-endpoint passive` or `@expect-endpoint active <addr:port>`: how the last
 //!   transfer's data connection was made.
-//! - `@expect-listen-peer <ip>|any`: whom the last passive listener accepts.
+//! - `@expect-listen-peer <ip> [CIDR,...]`: whom the last passive listener accepts: the
+//!   client, and the third-party transfer peers listed (none when omitted).
 //! - `@closed`, `@open`: whether the session has closed the control connection.
 //! - `@expect-rate <bytes/s>|none`: the last transfer's rate limit.
 //! - `@expect-logins-held <n>`: logins the fake runtime counts for this session (1 while logged
@@ -90,11 +91,12 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use wharf_core::action::{Event, LoginCounts};
-use wharf_core::policy::IpFilter;
+use wharf_core::policy::{Cidr, IpFilter};
 use wharf_core::testkit::{seeded_bytes, DataFailure, Harness, HarnessBuilder, MemFs};
 use wharf_core::time::Civil;
 use wharf_core::{
@@ -735,22 +737,25 @@ impl Runner {
                 }
             }
             "expect-listen-peer" => {
-                let w = word(args, 0, "an address or `any`")?;
-                let want = if w == "any" {
-                    None
-                } else {
-                    Some(w.parse().map_err(|e| format!("bad address: {e}"))?)
+                let w = word(args, 0, "the client's address")?;
+                let want: IpAddr = w.parse().map_err(|e| format!("bad address: {e}"))?;
+                let fxp = match args.get(1) {
+                    Some(_) => word(args, 1, "CIDRs")?
+                        .split(',')
+                        .map(|c| Cidr::parse(c).map_err(|e| e.to_string()))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    None => Vec::new(),
                 };
                 let got = self
                     .harness()
                     .last_listener()
                     .ok_or("no passive listener was opened")?;
-                if got.peer == want {
+                if got.peer == want && got.fxp_peers == fxp {
                     Ok(())
                 } else {
                     Err(format!(
-                        "the passive listener accepts {:?}, expected {want:?}",
-                        got.peer
+                        "the passive listener accepts {} and {:?}, expected {want} and {fxp:?}",
+                        got.peer, got.fxp_peers
                     ))
                 }
             }
@@ -996,7 +1001,12 @@ fn set_config(c: &mut Config, key: &str, value: &str) -> Res {
         "passive_address" => {
             c.passive_address = Some(value.parse().map_err(|e| format!("bad address: {e}"))?)
         }
-        "allow_foreign_data_address" => c.allow_foreign_data_address = parse_bool(value)?,
+        "fxp_peers" => {
+            c.fxp_peers = value
+                .split(',')
+                .map(|v| Cidr::parse(v).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?
+        }
         "allow_privileged_data_port" => c.allow_privileged_data_port = parse_bool(value)?,
         "max_logins" => c.max_logins = num(value)? as u32,
         "max_anonymous_logins" => c.max_anonymous_logins = num(value)? as u32,
@@ -1082,6 +1092,13 @@ fn user_account(name: &str, flags: &[Tok]) -> Res<Account> {
             "dir_mode" => a.dir_mode = mode(v)?,
             "max_logins" => a.max_logins = Some(num(v)? as u32),
             "max_logins_per_ip" => a.max_logins_per_ip = Some(num(v)? as u32),
+            "fxp" => {
+                // `fxp=` (empty): an empty list, which turns third-party transfers off.
+                let peers = list(v);
+                let peers = peers.iter().filter(|c| !c.is_empty());
+                let peers = peers.map(|c| Cidr::parse(c).map_err(|e| e.to_string()));
+                a.fxp_peers = Some(peers.collect::<Result<_, _>>()?)
+            }
             "allow_ip" => {
                 a.ip_filter = IpFilter::parse(list(v).iter().map(String::as_str), [])
                     .map_err(|e| e.to_string())?

@@ -2,7 +2,18 @@
 //! and the life of a transfer from the transfer command to its final reply and events.
 
 use super::checksum::ChecksumRequest;
+use super::{Login, Pending, Session};
+use crate::action::{
+    ActionId, ActionKind, DataEndpoint, DataProtection, EventKind, OutcomeKind, StorageError,
+    StoreMode, TransferError, TransferKind, TransferPlan,
+};
+use crate::addr;
 use crate::codec::{self, CodecError, DataFormat, Mode};
+use crate::command::EpsvArg;
+use crate::path::VirtualPath;
+use crate::policy::Cidr;
+use core::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::time::Instant;
 
 /// TYPE I, STRU F, MODE S: the bytes as they are.
 const IDENTITY: DataFormat = DataFormat {
@@ -10,17 +21,6 @@ const IDENTITY: DataFormat = DataFormat {
     structure: codec::Structure::File,
     mode: Mode::Stream,
 };
-
-use super::{Pending, Session};
-use crate::action::{
-    ActionId, ActionKind, DataEndpoint, DataProtection, EventKind, OutcomeKind, StorageError,
-    StoreMode, TransferError, TransferKind, TransferPlan,
-};
-use crate::addr;
-use crate::command::EpsvArg;
-use crate::path::VirtualPath;
-use core::net::{IpAddr, SocketAddr, SocketAddrV4};
-use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum DataSetup {
@@ -122,16 +122,27 @@ impl Session {
 
     fn listen(&mut self, kind: PassiveKind) {
         let ip = addr::canonical_ip(self.local.ip());
-        let peer = if self.config.allow_foreign_data_address {
-            None
-        } else {
-            Some(addr::canonical_ip(self.peer.ip()))
-        };
+        let peer = addr::canonical_ip(self.peer.ip());
+        let fxp_peers = self.fxp_peers().to_vec();
         self.data = DataSetup::None;
         self.wait(
-            ActionKind::ListenPassive { ip, peer },
+            ActionKind::ListenPassive {
+                ip,
+                peer,
+                fxp_peers,
+            },
             Pending::Passive(kind),
         );
+    }
+
+    /// The servers this session may use in a third-party (FXP) transfer: the account's
+    /// list, else the server's (RFC 438's idea: the other end of a data connection is the
+    /// client, or a server the policy names).
+    fn fxp_peers(&self) -> &[Cidr] {
+        match &self.login {
+            Login::In(a) => a.fxp_peers.as_deref().unwrap_or(&self.config.fxp_peers),
+            _ => &[],
+        }
     }
 
     fn advertised_v4(&self) -> Option<core::net::Ipv4Addr> {
@@ -185,13 +196,18 @@ impl Session {
         }
         let ip = addr::canonical_ip(target.ip());
         let peer = addr::canonical_ip(self.peer.ip());
-        if ip != peer && !self.config.allow_foreign_data_address {
-            self.reply(
-                500,
-                &format!(
+        let listed = self.fxp_peers().iter().any(|c| c.contains(ip));
+        if ip != peer && !listed {
+            let text = if self.fxp_peers().is_empty() {
+                format!(
                     "Illegal {verb} command: {ip} is not your address ({peer}); third-party transfers are not allowed."
-                ),
-            );
+                )
+            } else {
+                format!(
+                    "Illegal {verb} command: {ip} is neither your address ({peer}) nor a server this account may transfer with."
+                )
+            };
+            self.reply(500, &text);
             return;
         }
         if target.port() < 1024 && !self.config.allow_privileged_data_port {

@@ -10,9 +10,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry};
 use rustls::ServerConnection;
 use std::io::{self, Read};
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 use wharf_blocking::driver::checksum::ChecksumTask;
+use wharf_blocking::driver::data::Admits;
 use wharf_blocking::driver::transfer::{Interrupt, Step as TaskStep};
 use wharf_blocking::logins::LoginSlot;
 use wharf_blocking::storage::{unix_now, LocalFs, Storage};
@@ -65,7 +66,7 @@ pub struct Conn {
     user: Option<String>,
     /// The login as the server counts it (given back when dropped).
     login: Option<LoginSlot<'static>>,
-    passive: Option<(TcpListener, Option<IpAddr>)>,
+    passive: Option<(TcpListener, Admits)>,
     transfer: Option<Box<Transfer>>,
     /// HASH, XCRC...: the runtime's checksum task, stepped and reported like a transfer.
     checksum: Option<Box<ChecksumTask>>,
@@ -359,8 +360,15 @@ impl Conn {
                 Did::Done(fs.and_then(|s| s.set_modified(&path, time)))
             }
             Do::AsciiSize { path } => Did::Size(fs.and_then(|s| s.ascii_size(&path))),
+            Do::EncodedSize { path, format } => {
+                Did::Size(fs.and_then(|s| s.encoded_size(&path, format)))
+            }
             Do::AdminQuery(_) => Did::AdminInfo(Err("not available in this example".into())),
-            Do::ListenPassive { ip, peer } => {
+            Do::ListenPassive {
+                ip,
+                peer,
+                fxp_peers,
+            } => {
                 self.passive = None; // its port is free again first
                 let bound = TcpListener::bind(SocketAddr::new(ip, 0)).and_then(|mut l| {
                     registry.register(&mut l, token(self.n, PASSIVE), Interest::READABLE)?;
@@ -368,7 +376,11 @@ impl Conn {
                 });
                 match bound {
                     Ok((port, listener)) => {
-                        self.passive = Some((listener, peer));
+                        let admits = Admits {
+                            client: peer,
+                            fxp_peers,
+                        };
+                        self.passive = Some((listener, admits));
                         Did::PassiveListening(Ok(port))
                     }
                     Err(e) => Did::PassiveListening(Err(e.to_string())),

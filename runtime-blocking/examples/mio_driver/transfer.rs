@@ -15,12 +15,12 @@ use mio::{Interest, Registry, Token};
 use rustls::ServerConnection;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{IpAddr, Shutdown};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
+use wharf_blocking::driver::data::Admits;
 use wharf_blocking::driver::transfer::NOT_RESUMED;
 use wharf_blocking::storage::{map_io_error, Storage, UploadEnd};
 use wharf_blocking::tls::{data_handshake_resumed, ControlTls, DataTls, TlsContext, Verdict};
-use wharf_core::addr::canonical_ip;
 use wharf_core::codec::{CodecError, Decoder, Encoder};
 use wharf_core::{ActionId, DataEndpoint, DataProtection, Lost, OutcomeKind};
 use wharf_core::{SessionReuse, StorageError, StoreMode, TransferError, TransferKind};
@@ -86,7 +86,7 @@ pub struct Transfer {
     stop: Option<TransferError>,
     phase: Phase,
     /// The passive listener and the only address it accepts, until the client connects.
-    listener: Option<(TcpListener, Option<IpAddr>)>,
+    listener: Option<(TcpListener, Admits)>,
     /// The data connection (for PORT/EPRT: from the start of the connect).
     data: Option<Wire>,
     /// PROT P: the session resumption rule, and the data connection's TLS configuration.
@@ -124,7 +124,7 @@ impl Transfer {
     pub fn new(
         id: ActionId,
         plan: TransferPlan,
-        listener: Option<(TcpListener, Option<IpAddr>)>,
+        listener: Option<(TcpListener, Admits)>,
         cx: &Cx,
     ) -> Transfer {
         // Restart markers are left out: none are sent, a client's are not acknowledged.
@@ -238,8 +238,8 @@ impl Transfer {
     fn advance(&mut self, cx: &Cx, now: Instant) -> Result<Step, TransferError> {
         match self.phase {
             Phase::Connect => {
-                if let Some((listener, peer)) = &self.listener {
-                    let Some(mut tcp) = accept(listener, *peer).map_err(data_connection)? else {
+                if let Some((listener, admits)) = &self.listener {
+                    let Some(mut tcp) = accept(listener, admits).map_err(data_connection)? else {
                         return Ok(Step::Idle);
                     };
                     let both = Interest::READABLE | Interest::WRITABLE;
@@ -491,14 +491,13 @@ fn blocked_or_lost(e: io::Error) -> Result<Moved, TransferError> {
     }
 }
 
-/// Accepts what waits on a passive listener: the first connection from `peer` (from anyone
-/// when `None`); others are closed at once (passive port theft).
-fn accept(listener: &TcpListener, peer: Option<IpAddr>) -> io::Result<Option<TcpStream>> {
+/// Accepts what waits on a passive listener: the first connection from whom `admits` names
+/// (the client, or a server of the account's `fxp_peers`); others are closed at once (passive
+/// port theft).
+fn accept(listener: &TcpListener, admits: &Admits) -> io::Result<Option<TcpStream>> {
     for _ in 0..64 {
         match listener.accept() {
-            Ok((tcp, from)) if peer.is_none_or(|p| p == canonical_ip(from.ip())) => {
-                return Ok(Some(tcp))
-            }
+            Ok((tcp, from)) if admits.third_party(from.ip()).is_some() => return Ok(Some(tcp)),
             Ok((_, from)) => warn!("passive port theft attempt from {from}; closed"),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
             Err(e)

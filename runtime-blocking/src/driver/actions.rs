@@ -8,7 +8,7 @@ use std::time::Instant;
 use wharf_core::{Action, ActionId, ActionKind, LoginError, Outcome, OutcomeKind};
 
 use super::checksum::ChecksumTask;
-use super::data::PassiveListener;
+use super::data::{Admits, PassiveListener};
 use super::transfer::{Interrupt, Transfer};
 use super::{Connection, Task};
 use crate::storage::{unix_now, LocalFs, Storage};
@@ -92,10 +92,19 @@ impl Connection<'_> {
                 };
                 self.outcome(id, OutcomeKind::Size(r));
             }
-            ActionKind::ListenPassive { ip, peer } => {
+            ActionKind::ListenPassive {
+                ip,
+                peer,
+                fxp_peers,
+            } => {
                 // Free the old listener (and its port) first.
                 self.passive = None;
-                let r = match PassiveListener::bind(ip, peer, &self.shared.settings.passive_ports) {
+                let admits = Admits {
+                    client: peer,
+                    fxp_peers,
+                };
+                let ports = &self.shared.settings.passive_ports;
+                let r = match PassiveListener::bind(ip, admits, ports) {
                     Ok(l) => {
                         let port = l.port();
                         self.passive = Some(l);

@@ -7,7 +7,7 @@
 //! (ABOR, QUIT) between waits and enforces the data-connection timeout. Nothing here moves
 //! file data: see [`super::transfer`].
 
-use log::warn;
+use log::{info, warn};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
@@ -15,17 +15,51 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 use wharf_core::addr::{canonical_ip, PassivePorts};
+use wharf_core::policy::Cidr;
 
 use crate::rng::fast_u64;
 
 /// Random picks from the port list before scanning it in order.
 pub const RANDOM_PICKS: u32 = 16;
 
+/// Whom a passive listener accepts a data connection from: the client, and the servers of
+/// its account's third-party transfer policy (`fxp_peers`; usually none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admits {
+    /// The client's address.
+    pub client: IpAddr,
+    /// The servers the account may use in a third-party transfer.
+    pub fxp_peers: Vec<Cidr>,
+}
+
+impl Admits {
+    /// The client only.
+    pub fn client(ip: IpAddr) -> Admits {
+        Admits {
+            client: canonical_ip(ip),
+            fxp_peers: Vec::new(),
+        }
+    }
+
+    /// Whether a connection from `ip` is the client's (`Some(false)`), a listed server's
+    /// (`Some(true)`), or someone else's (`None`).
+    pub fn third_party(&self, ip: IpAddr) -> Option<bool> {
+        let ip = canonical_ip(ip);
+        if ip == self.client {
+            Some(false)
+        } else if self.fxp_peers.iter().any(|c| c.contains(ip)) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
+
 /// A passive listener of a session, and whom it accepts.
 #[derive(Debug)]
 pub struct PassiveListener {
     listener: TcpListener,
-    peer: Option<IpAddr>,
+    admits: Admits,
     port: u16,
     /// Made on the first wait that finds no connection yet (usually the client has connected
     /// by the time the transfer command comes, and no poll is needed at all).
@@ -61,12 +95,12 @@ impl Waiter {
 
 impl PassiveListener {
     /// Listens on `ip`, on a port of `ports` (any port when it is empty), for a connection
-    /// from `peer` (from anyone when `None`).
+    /// from whom `admits` names.
     ///
     /// With a list: tries [`RANDOM_PICKS`] random ports of the list, then every port of the
     /// list from a random start, and fails when none can be bound. Without one: see
     /// [`bind_ephemeral`].
-    pub fn bind(ip: IpAddr, peer: Option<IpAddr>, ports: &PassivePorts) -> io::Result<Self> {
+    pub fn bind(ip: IpAddr, admits: Admits, ports: &PassivePorts) -> io::Result<Self> {
         let (listener, port) = if ports.is_any() {
             bind_ephemeral(ip)?
         } else {
@@ -75,7 +109,7 @@ impl PassiveListener {
         listener.set_nonblocking(true)?;
         Ok(PassiveListener {
             listener,
-            peer,
+            admits,
             port,
             waiter: None,
         })
@@ -89,8 +123,8 @@ impl PassiveListener {
     /// Waits at most `slice` for the client's data connection: `Ok(Some)` once it came,
     /// `Ok(None)` when the slice passed without it.
     ///
-    /// A connection from another address than the expected peer is closed at once, logged as
-    /// a passive port theft attempt, and the wait goes on.
+    /// A connection from an address it does not admit is closed at once, logged as a passive
+    /// port theft attempt, and the wait goes on.
     pub fn accept_within(&mut self, slice: Duration) -> io::Result<Option<TcpStream>> {
         // Usually the client has connected already, right after the PASV reply.
         if let Some(s) = self.try_accept()? {
@@ -103,7 +137,7 @@ impl PassiveListener {
                 // nothing that arrived in between is missed.
                 let w = Waiter::on(self.listener.as_raw_fd(), Interest::READABLE)?;
                 let w = self.waiter.insert(w);
-                if let Some(s) = Self::accept_from(&self.listener, self.peer, self.port)? {
+                if let Some(s) = Self::accept_from(&self.listener, &self.admits, self.port)? {
                     return Ok(Some(s));
                 }
                 w
@@ -115,27 +149,32 @@ impl PassiveListener {
 
     /// Accepts every pending connection: returns the first from the right peer; closes others.
     fn try_accept(&self) -> io::Result<Option<TcpStream>> {
-        Self::accept_from(&self.listener, self.peer, self.port)
+        Self::accept_from(&self.listener, &self.admits, self.port)
     }
 
     fn accept_from(
         listener: &TcpListener,
-        peer: Option<IpAddr>,
+        admits: &Admits,
         port: u16,
     ) -> io::Result<Option<TcpStream>> {
         // Bounded: a flood of thieves cannot keep this loop going forever.
         for _ in 0..64 {
             match listener.accept() {
                 Ok((stream, from)) => {
-                    let ip = canonical_ip(from.ip());
-                    match peer {
-                        Some(peer) if peer != ip => {
+                    match admits.third_party(from.ip()) {
+                        None => {
                             warn!(
-                                "passive port theft attempt: data connection from {from} on port {port}, expected {peer}; closed"
+                                "passive port theft attempt: data connection from {from} on port {port}, expected {}; closed",
+                                admits.client
                             );
                             drop(stream);
                         }
-                        _ => {
+                        Some(third_party) => {
+                            if third_party {
+                                info!(
+                                    "third-party data connection from {from} on port {port} (fxp_peers)"
+                                );
+                            }
                             // Linux: an accepted socket does not inherit O_NONBLOCK from
                             // the listener (accept(2)); elsewhere it may.
                             #[cfg(not(target_os = "linux"))]
@@ -355,11 +394,11 @@ mod tests {
         drop(free);
         let spec = format!("{}, {free_port}", taken.local_addr().unwrap().port());
         let ports = PassivePorts::parse(&spec).unwrap();
-        let l = PassiveListener::bind(LO, Some(LO), &ports).unwrap();
+        let l = PassiveListener::bind(LO, Admits::client(LO), &ports).unwrap();
         assert_eq!(l.port(), free_port);
         // Every port of the list taken: a clear error.
         let ports = PassivePorts::parse(&taken.local_addr().unwrap().port().to_string()).unwrap();
-        let err = PassiveListener::bind(LO, Some(LO), &ports).unwrap_err();
+        let err = PassiveListener::bind(LO, Admits::client(LO), &ports).unwrap_err();
         assert!(err.to_string().contains("no free port"), "{err}");
     }
 
@@ -367,7 +406,8 @@ mod tests {
     fn any_port_is_picked_from_the_ephemeral_range() {
         let range = ephemeral_ports().expect("ip_local_port_range is readable on Linux");
         for _ in 0..8 {
-            let l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
+            let l =
+                PassiveListener::bind(LO, Admits::client(LO), &PassivePorts::default()).unwrap();
             assert!(range.contains(l.port()), "{} not in {range}", l.port());
         }
         // The pick is ours, not the system's: a range of one free port gives that port...
@@ -420,7 +460,8 @@ mod tests {
 
     #[test]
     fn accepts_the_peer_and_refuses_a_thief() {
-        let mut l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
+        let mut l =
+            PassiveListener::bind(LO, Admits::client(LO), &PassivePorts::default()).unwrap();
         let thief_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
         let thief =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -448,7 +489,8 @@ mod tests {
     /// (ABOR, QUIT) between waits; a connection that comes during a later wait is taken.
     #[test]
     fn accept_waits_a_slice_at_a_time() {
-        let mut l = PassiveListener::bind(LO, Some(LO), &PassivePorts::default()).unwrap();
+        let mut l =
+            PassiveListener::bind(LO, Admits::client(LO), &PassivePorts::default()).unwrap();
         let t0 = Instant::now();
         assert!(l
             .accept_within(Duration::from_millis(200))
