@@ -5,7 +5,8 @@
 //! difference, and `rclone copy` brings it back byte for byte — over plain FTP, over explicit
 //! FTPS with TLS 1.3 and with TLS 1.2, with 8 transfers on 8 connections at once; and the
 //! simplest FTPS case (one transfer, one connection, a small tree) with each TLS version, so
-//! that a failure points at its cause.
+//! that a failure points at its cause. And (issue 17) rclone keeps modification times through
+//! MFMT, so a file that changed but kept its size is copied again.
 //!
 //! rclone runs with no configuration file (`--config ""`, an on-the-fly remote
 //! `:ftp,host=...:`), a private HOME, one try (`--retries 1 --low-level-retries 1`: a failure
@@ -270,4 +271,60 @@ fn rclone_ftps_tls13_one_connection_small_tree() {
 #[test]
 fn rclone_ftps_tls12_one_connection_small_tree() {
     round_trip("rclone-tls12-one", Security::Tls12, 1, small_tree);
+}
+
+/// Sets a file's modification time to `secs` after the epoch.
+fn set_mtime(path: &Path, secs: u64) {
+    let f = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open for set_modified");
+    f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+        .expect("set_modified");
+}
+
+fn mtime(path: &Path) -> u64 {
+    let m = std::fs::metadata(path)
+        .expect("metadata")
+        .modified()
+        .expect("mtime");
+    m.duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// Issue 17: rclone keeps modification times through MFMT, and so notices a file that changed
+/// but kept its size (before MFMT it compared sizes only and silently skipped such a file).
+#[test]
+fn rclone_keeps_modification_times_and_syncs_a_same_size_change() {
+    if !require("rclone") {
+        return;
+    }
+    let server = Server::start("rclone-mtime");
+    let local = server.dir().join("mtime-local");
+    let file = local.join("report.csv");
+    write_file(&file, b"a,b\n1,2\n");
+    // 2001-02-03 04:05:06 UTC.
+    set_mtime(&file, 981_173_106);
+    let rclone = Rclone::new(&server, Security::Plain, 1);
+    let local_arg = local.to_str().expect("UTF-8 path");
+    rclone.ok("copy", &["copy", local_arg, &rclone.at("")]);
+    let stored = server.root().join("report.csv");
+    assert_eq!(
+        mtime(&stored),
+        981_173_106,
+        "the stored file keeps the local time"
+    );
+    let listed = rclone.ok("lsl", &["lsl", &rclone.at("")]);
+    assert!(
+        listed.stdout.contains("2001-02-03 04:05:06"),
+        "rclone lsl shows the kept time: {}",
+        listed.stdout
+    );
+    // The same size, other bytes, a later time: copied again.
+    write_file(&file, b"a,b\n3,4\n");
+    set_mtime(&file, 1_012_709_106);
+    rclone.ok("copy again", &["copy", local_arg, &rclone.at("")]);
+    assert_eq!(std::fs::read(&stored).expect("read"), b"a,b\n3,4\n");
+    assert_eq!(mtime(&stored), 1_012_709_106);
 }
