@@ -3,11 +3,10 @@
 //! Why: a buffered write copies each byte into a page-cache page the kernel must first find
 //! and clear, then writes it back later, and an atomic upload holds the old file's pages and
 //! the new file's at once. Where fresh memory is expensive (virtual machines whose host backs
-//! guest memory lazily or takes freed pages back), that copy dominated uploads: 200–1,300 MB/s
-//! from run to run at 1–5 s of server CPU per GiB on the 2-core benchmark VM, where direct
-//! writes from a buffer that stays in use ran at 1,000–1,200 MB/s and 0.2–0.3 s/GiB. Direct
-//! writes also leave no gigabyte of dirty pages behind an upload: at the `226`, the bytes are
-//! with the device.
+//! guest memory lazily or takes freed pages back), that copy dominated uploads; direct writes
+//! from a buffer that stays in use are several times faster and cheaper there (the figures:
+//! docs/transfers.md, "Why direct I/O for large uploads"). Direct writes also leave no
+//! gigabyte of dirty pages behind an upload: at the `226`, the bytes are with the device.
 //!
 //! How (the transfer code's `direct_upload` drives it): the first [`CHUNK`] of a binary upload
 //! without a rate limit goes the ordinary way (splice, or read and write), so small files stay
