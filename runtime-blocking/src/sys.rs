@@ -488,20 +488,23 @@ pub fn exchange(_a: &std::path::Path, _b: &std::path::Path) -> io::Result<()> {
 /// logical block size of common devices and the page size.
 pub const DIRECT_ALIGN: usize = 4096;
 
-/// The open-file limit as (soft, hard); `RLIM_INFINITY` reads as `u64::MAX`. `None` where it
-/// cannot be read.
-#[cfg(all(
-    target_os = "linux",
-    target_pointer_width = "64",
-    not(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))
-))]
+/// The open-file limit as (soft, hard); `RLIM_INFINITY` reads as `u64::MAX`. Read and set
+/// only where the layout below is known to be right (64-bit Linux but MIPS and SPARC, whose
+/// `RLIMIT_NOFILE` differs); elsewhere the limit is left as it is.
 pub mod open_file_limit {
     use std::os::raw::c_int;
+
+    /// Where `RLIMIT_NOFILE` is 7 and `rlim_t` is 64 bits.
+    const KNOWN: bool = cfg!(all(
+        target_os = "linux",
+        target_pointer_width = "64",
+        not(any(
+            target_arch = "mips",
+            target_arch = "mips64",
+            target_arch = "sparc",
+            target_arch = "sparc64"
+        ))
+    ));
 
     /// `RLIMIT_NOFILE` on Linux (but for the architectures excluded above).
     const RLIMIT_NOFILE: c_int = 7;
@@ -518,46 +521,29 @@ pub mod open_file_limit {
         fn setrlimit(resource: c_int, rlim: *const RLimit) -> c_int;
     }
 
-    /// (soft, hard); `RLIM_INFINITY` reads as `u64::MAX`.
+    /// (soft, hard); `None` where it cannot be read.
     pub fn get() -> Option<(u64, u64)> {
+        if !KNOWN {
+            return None;
+        }
         let mut r = RLimit { cur: 0, max: 0 };
-        // SAFETY: getrlimit writes one `struct rlimit` (laid out as RLimit) to a valid,
-        // exclusively borrowed location.
+        // SAFETY: getrlimit writes one `struct rlimit` (laid out as RLimit where KNOWN) to a
+        // valid, exclusively borrowed location.
         let rc = unsafe { getrlimit(RLIMIT_NOFILE, &mut r) };
         (rc == 0).then_some((r.cur, r.max))
     }
 
-    /// Sets (soft, hard); true on success.
+    /// Sets (soft, hard); true on success (false where it cannot be set).
     pub fn set(soft: u64, hard: u64) -> bool {
+        if !KNOWN {
+            return false;
+        }
         let r = RLimit {
             cur: soft,
             max: hard,
         };
         // SAFETY: setrlimit reads one `struct rlimit` from a valid location.
         unsafe { setrlimit(RLIMIT_NOFILE, &r) == 0 }
-    }
-}
-
-/// Elsewhere: the limit is left as it is.
-#[cfg(not(all(
-    target_os = "linux",
-    target_pointer_width = "64",
-    not(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))
-)))]
-pub mod open_file_limit {
-    /// Not readable here.
-    pub fn get() -> Option<(u64, u64)> {
-        None
-    }
-
-    /// Not settable here.
-    pub fn set(_soft: u64, _hard: u64) -> bool {
-        false
     }
 }
 

@@ -83,6 +83,33 @@ fn openssl(args: &[&str]) {
     );
 }
 
+/// A P-256 key in SEC1 form (`BEGIN EC PRIVATE KEY`) at `out`.
+fn openssl_ec_key(out: &Path) {
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        p(out),
+    ]);
+}
+
+/// `key` as PKCS#8 at `out`: encrypted with `cipher` (openssl pkcs8 options such as
+/// `["-v2", "aes-256-cbc"]`) under `password`, or in the clear when `password` is `None`.
+fn openssl_pkcs8(key: &Path, out: &Path, cipher: &[&str], password: Option<&str>) {
+    let pass = password.map(|p| format!("pass:{p}"));
+    let mut args = vec!["pkcs8", "-topk8"];
+    args.extend_from_slice(cipher);
+    args.extend_from_slice(&["-in", p(key), "-out", p(out)]);
+    match &pass {
+        Some(pass) => args.extend_from_slice(&["-passout", pass]),
+        None => args.push("-nocrypt"),
+    }
+    openssl(&args);
+}
+
 /// `openssl req -x509` for a server (end-entity) certificate: by default it makes a CA
 /// certificate, which webpki rightly refuses as a server's.
 fn openssl_self_signed(dir: &TempDir, key: &Path, cert: &Path) {
@@ -438,69 +465,20 @@ fn every_key_format_loads_and_serves_a_handshake() {
         "-out",
         p(&rsa),
     ]);
-    openssl(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        p(&ec),
-    ]);
+    openssl_ec_key(&ec);
     openssl(&["genpkey", "-algorithm", "ed25519", "-out", p(&ed)]);
 
     let pkcs1 = dir.file("rsa-pkcs1.pem");
     openssl(&["rsa", "-in", p(&rsa), "-traditional", "-out", p(&pkcs1)]);
     let ec_pkcs8 = dir.file("ec-pkcs8.pem");
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-nocrypt",
-        "-in",
-        p(&ec),
-        "-out",
-        p(&ec_pkcs8),
-    ]);
+    openssl_pkcs8(&ec, &ec_pkcs8, &[], None);
     let enc_aes = dir.file("rsa-enc-aes.pem");
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-v2",
-        "aes-256-cbc",
-        "-in",
-        p(&rsa),
-        "-out",
-        p(&enc_aes),
-        "-passout",
-        "pass:s3cret pass",
-    ]);
+    openssl_pkcs8(&rsa, &enc_aes, &["-v2", "aes-256-cbc"], Some("s3cret pass"));
     let enc_scrypt = dir.file("ec-enc-scrypt.pem");
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-scrypt",
-        "-in",
-        p(&ec),
-        "-out",
-        p(&enc_scrypt),
-        "-passout",
-        "pass:s3cret pass",
-    ]);
+    openssl_pkcs8(&ec, &enc_scrypt, &["-scrypt"], Some("s3cret pass"));
     let enc_3des = dir.file("ec-enc-3des-sha1.pem");
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-v2",
-        "des3",
-        "-v2prf",
-        "hmacWithSHA1",
-        "-in",
-        p(&ec),
-        "-out",
-        p(&enc_3des),
-        "-passout",
-        "pass:s3cret pass",
-    ]);
+    let des3 = ["-v2", "des3", "-v2prf", "hmacWithSHA1"];
+    openssl_pkcs8(&ec, &enc_3des, &des3, Some("s3cret pass"));
 
     // (key file, key it was derived from, encrypted?, PEM label the file must have)
     let cases = [
@@ -549,28 +527,9 @@ fn encrypted_key_password_errors_are_clear() {
     let key = dir.file("plain.pem");
     let enc = dir.file("key.pem");
     let cert = dir.file("cert.pem");
-    openssl(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        p(&key),
-    ]);
+    openssl_ec_key(&key);
     openssl_self_signed(&dir, &key, &cert);
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-v2",
-        "aes-256-cbc",
-        "-in",
-        p(&key),
-        "-out",
-        p(&enc),
-        "-passout",
-        "pass:right",
-    ]);
+    openssl_pkcs8(&key, &enc, &["-v2", "aes-256-cbc"], Some("right"));
     let mut settings = TlsSettings::new(&cert, &enc);
 
     settings.key_password = Some("wrong".into());
