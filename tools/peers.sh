@@ -9,10 +9,13 @@
 #   SIZE=256M tools/peers.sh --runs 1      # smaller bulk files; extra flags go to wharf-bench
 #   NO_BUILD=1 tools/peers.sh              # use target/release/{wharf,wharf-bench} as they are
 #   WHARF=/path/to/wharf tools/peers.sh    # another wharf binary (e.g. an older build)
+#   WHARF_B=/path/to/old/wharf SERVERS="wharf wharf-b" ROUNDS=5 tools/peers.sh --runs 1
+#                                          # A/B: two wharf builds interleaved in one run
 #   ROUNDS=5 tools/peers.sh --runs 1       # interleaved: 5 rounds, each server once per round
 #
 # What it sets up, all on 127.0.0.1 high ports, with equivalent settings:
 #   wharf      target/release/wharf serve (port 22121, passive 40000-40999)
+#   wharf-b    $WHARF_B serve, the same settings (port 22126, passive 48000-48999)
 #   vsftpd     /usr/sbin/vsftpd from Debian (22122, passive 41000-41999), PAM via pam_unix
 #   pure-ftpd  unpacked from its Debian package with apt-get download + dpkg -x (the package
 #              conflicts with vsftpd's), puredb user file (22123, passive 44000-47999: pure-ftpd
@@ -46,20 +49,22 @@ SIZE=${SIZE:-1G}
 BENCH_USER=wharfbench
 BENCH_PASS=${BENCH_PASS:-wharf-bench-pw}
 HOST=127.0.0.1
-declare -A PORT=([wharf]=22121 [vsftpd]=22122 [pure-ftpd]=22123 [pyftpdlib]=22124 [proftpd]=22125)
-declare -A PASV_LO=([wharf]=40000 [vsftpd]=41000 [pure-ftpd]=44000 [pyftpdlib]=43000 [proftpd]=42000)
-declare -A PASV_HI=([wharf]=40999 [vsftpd]=41999 [pure-ftpd]=47999 [pyftpdlib]=43999 [proftpd]=42999)
+declare -A PORT=([wharf]=22121 [vsftpd]=22122 [pure-ftpd]=22123 [pyftpdlib]=22124 [proftpd]=22125 [wharf-b]=22126)
+declare -A PASV_LO=([wharf]=40000 [vsftpd]=41000 [pure-ftpd]=44000 [pyftpdlib]=43000 [proftpd]=42000 [wharf-b]=48000)
+declare -A PASV_HI=([wharf]=40999 [vsftpd]=41999 [pure-ftpd]=47999 [pyftpdlib]=43999 [proftpd]=42999 [wharf-b]=48999)
 PAM_FILE=/etc/pam.d/wharfbench-vsftpd
 BENCH=$REPO/target/release/wharf-bench
 WHARF=${WHARF:-$REPO/target/release/wharf}
+WHARF_B=${WHARF_B:-}
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'peers.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (vsftpd, pure-ftpd and ProFTPD switch to the benchmark user)"
 for s in $SERVERS; do
-  [ -n "${PORT[$s]:-}" ] || die "unknown server '$s' (known: wharf vsftpd pure-ftpd pyftpdlib proftpd)"
+  [ -n "${PORT[$s]:-}" ] || die "unknown server '$s' (known: wharf wharf-b vsftpd pure-ftpd pyftpdlib proftpd)"
 done
+case " $SERVERS " in *" wharf-b "*) [ -x "$WHARF_B" ] || die "wharf-b needs WHARF_B=/path/to/wharf";; esac
 
 STARTED_PIDS=()
 CREATED_USER=0
@@ -146,21 +151,24 @@ make_root() { # a fresh root for server $1 holding the RETR file
 }
 
 # ----- servers: each start_* starts one in the background and sets SERVER_PID ------------------------------------
-start_wharf() {
-  local root conf extra=()
-  root=$(make_root wharf)
-  conf=$WORK/wharf.toml
-  cat > "$conf" <<EOF
-passive_ports = "${PASV_LO[wharf]}-${PASV_HI[wharf]}"
-EOF
-  if "$WHARF" serve --help 2>/dev/null | grep -q -- '--cert'; then
+# A wharf binary ($2) as server $1 (wharf, or wharf-b for an A/B run), in a folder of its
+# own so that the two builds of an A/B run keep their own TLS and user files.
+start_a_wharf() {
+  local name=$1 bin=$2 root conf extra=()
+  root=$(make_root "$name")
+  conf=$WORK/$name.toml
+  printf 'passive_ports = "%s-%s"\n' "${PASV_LO[$name]}" "${PASV_HI[$name]}" > "$conf"
+  if "$bin" serve --help 2>/dev/null | grep -q -- '--cert'; then
     extra=(--cert "$CERT" --key "$KEY")
   fi
-  "$WHARF" serve --listen "$HOST:${PORT[wharf]}" --root "$root" \
-    --user "$BENCH_USER:$BENCH_PASS" --config "$conf" "${extra[@]}" \
-    >"$WORK/logs/wharf.log" 2>&1 &
+  mkdir -p "$WORK/$name.d"
+  (cd "$WORK/$name.d" && exec "$bin" serve --listen "$HOST:${PORT[$name]}" --root "$root" \
+    --user "$BENCH_USER:$BENCH_PASS" --config "$conf" "${extra[@]}") \
+    >"$WORK/logs/$name.log" 2>&1 &
   SERVER_PID=$!
 }
+start_wharf() { start_a_wharf wharf "$WHARF"; }
+start_wharf-b() { start_a_wharf wharf-b "$WHARF_B"; }
 
 start_vsftpd() {
   local root conf
@@ -334,7 +342,9 @@ for s in $SERVERS; do
     die "$s did not start listening on $HOST:${PORT[$s]}"
   fi
   TLS_OF[$s]=1
-  if [ "$s" = wharf ] && ! "$WHARF" serve --help 2>/dev/null | grep -q -- '--cert'; then
+  bin=
+  case $s in wharf) bin=$WHARF;; wharf-b) bin=$WHARF_B;; esac
+  if [ -n "$bin" ] && ! "$bin" serve --help 2>/dev/null | grep -q -- '--cert'; then
     log "this wharf has no FTPS yet: its FTPS workloads are skipped"
     TLS_OF[$s]=0
   fi
