@@ -31,17 +31,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wharf_core::policy::Cidr;
-use wharf_core::TlsPolicy;
+use wharf_core::{SessionReuse, TlsPolicy};
 
-use crate::config::{parse_listen, parse_passive_ports, parse_tls_policy, ConfigError, Settings};
+use crate::config::keys::{parse_listen, parse_passive_ports, parse_tls_policy};
+use crate::config::{Settings, DEFAULT_CONFIG};
 use crate::server::Server;
 use crate::shared::Shared;
 use crate::store::{self, StoreData, StoreEdit, UserEntry};
 use crate::tls::{self, TlsContext, TlsError, WatchOptions};
+use crate::toml_read::{self, messages, ConfigError};
 use crate::users::{self, Users};
-
-/// The configuration file used when `--config` is not given.
-pub const DEFAULT_CONFIG: &str = "wharf.toml";
 
 /// Wharf: an FTP server for exchanging files with trading partners.
 #[derive(Debug, Parser)]
@@ -300,10 +299,6 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
-fn errs(e: Vec<ConfigError>) -> Vec<String> {
-    e.iter().map(ToString::to_string).collect()
-}
-
 /// The configuration file `serve` reads: `--config`, or ./wharf.toml when it exists.
 fn serve_config(args: &ServeArgs) -> Option<PathBuf> {
     args.config.clone().or_else(|| {
@@ -315,7 +310,7 @@ fn serve_config(args: &ServeArgs) -> Option<PathBuf> {
 /// The settings of `wharf serve`: the file, then the flags over it.
 pub fn settings_for(args: &ServeArgs) -> Result<Settings, Vec<String>> {
     let mut s = match serve_config(args) {
-        Some(path) => Settings::load(&path).map_err(errs)?,
+        Some(path) => Settings::load(&path).map_err(messages)?,
         None => Settings::default(),
     };
     if !args.listen.is_empty() {
@@ -350,8 +345,8 @@ pub fn settings_for(args: &ServeArgs) -> Result<Settings, Vec<String>> {
         s.implicit_listen = args.implicit_listen.clone();
     }
     if let Some(p) = args.tls_required {
-        s.tls_required_control = p;
-        s.tls_required_data = p;
+        s.core.tls_control = p;
+        s.core.tls_data = p;
     }
     if args.no_tls {
         s.tls = false;
@@ -510,9 +505,9 @@ fn tls_error_key(s: &Settings, e: &TlsError) -> &'static str {
     };
     if s.tls_key.as_deref() == Some(p) {
         "tls_key"
-    } else if s.tls_key_password_file.as_deref() == Some(p) {
+    } else if s.tls_options.key_password_file.as_deref() == Some(p) {
         "tls_key_password_file"
-    } else if s.tls_client_ca.as_deref() == Some(p) {
+    } else if s.tls_options.client_ca_path.as_deref() == Some(p) {
         "tls_client_ca"
     } else if s.tls_cert.as_deref() == Some(p) {
         "tls_cert"
@@ -554,7 +549,7 @@ fn load_tls(s: &Settings, source: &str) -> Result<Option<TlsContext>, Vec<String
 /// was named), every problem otherwise. `config` names the configuration file.
 fn store_data(s: &Settings, config: &str) -> Result<StoreData, Vec<String>> {
     if s.users_file.exists() {
-        store::load(&s.users_file, &s.partners_root).map_err(errs)
+        store::load(&s.users_file, &s.partners_root).map_err(messages)
     } else if s.users_file_explicit {
         Err(vec![ConfigError::new(
             config,
@@ -658,15 +653,12 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
         log::info!(
             "FTPS on: AUTH TLS offered; TLS required on control connections: {:?}, on data \
              connections: {:?}; data connections must resume a TLS session: {}",
-            settings.tls_required_control,
-            settings.tls_required_data,
-            match (
-                settings.require_tls_session_reuse,
-                settings.tls_session_reuse_scope
-            ) {
-                (false, _) => "no (require_tls_session_reuse = false)",
-                (true, wharf_core::SessionReuse::SameConnection) => "their control connection's",
-                (true, _) => "one of the same user from the same address",
+            settings.core.tls_control,
+            settings.core.tls_data,
+            match settings.core.tls_session_reuse {
+                SessionReuse::NotRequired => "no (require_tls_session_reuse = false)",
+                SessionReuse::SameConnection => "their control connection's",
+                _ => "one of the same user from the same address",
             }
         );
         log::debug!("TLS settings: {:?}", ctx.settings());
@@ -693,7 +685,7 @@ fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
     }
     let users =
         Users::new(data, extra, anonymous_root, settings.login_cache).map_err(|e| vec![e])?;
-    let events = crate::events::EventHub::open(&settings)
+    let events = crate::events::EventHub::open(&settings.events)
         .map_err(|(key, m)| vec![ConfigError::new(&config_name, key, m).to_string()])?;
     let mut shared = Shared::new(settings, users, tls.clone());
     shared.events = events;
@@ -787,7 +779,7 @@ fn locate(args: &StoreArgs) -> Result<StoreLocation, Vec<String>> {
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let (store, partners_root, make_config) = if config.is_file() {
-        let s = Settings::load(&config).map_err(errs)?;
+        let s = Settings::load(&config).map_err(messages)?;
         (s.users_file, s.partners_root, false)
     } else {
         (
@@ -808,7 +800,7 @@ impl StoreLocation {
     /// What the store holds now (empty when there is no file yet).
     fn data(&self) -> Result<StoreData, Vec<String>> {
         if self.store.exists() {
-            store::load(&self.store, &self.partners_root).map_err(errs)
+            store::load(&self.store, &self.partners_root).map_err(messages)
         } else {
             Ok(StoreData::default())
         }
@@ -1137,11 +1129,9 @@ fn partner_list(args: &StoreArgs) -> Result<(), Vec<String>> {
 
 fn check_config(file: &Path) -> Result<(), Vec<String>> {
     let name = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        vec![ConfigError::file(&name, format!("cannot read the file: {e}")).to_string()]
-    })?;
+    let text = toml_read::read_text(file).map_err(|e| vec![e.to_string()])?;
     let (s, errors) = Settings::parse_all(&text, &name, file.parent().unwrap_or(Path::new("")));
-    let mut problems = errs(errors);
+    let mut problems = messages(errors);
     if s.root.exists() && !s.root.is_dir() {
         problems.push(
             ConfigError::new(
@@ -1238,7 +1228,7 @@ mod tests {
         assert_eq!(s.listen, vec!["127.0.0.1:0".parse().unwrap()]);
         assert!(s.anonymous);
         // Keys without a flag keep the file's value.
-        assert_eq!(s.idle_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(s.core.idle_timeout, std::time::Duration::from_secs(5));
         let err = settings_for(&serve_args(&["--passive-ports", "9-1"])).unwrap_err();
         assert_eq!(
             err,

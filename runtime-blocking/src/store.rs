@@ -55,7 +55,7 @@ use std::time::Duration;
 use wharf_core::policy::{Cidr, IpFilter};
 use wharf_core::{TlsOverride, VirtualPath};
 
-use crate::config::ConfigError;
+use crate::toml_read::ConfigError;
 
 /// A user no partner gets this name refused: it owns the fixed folders.
 pub const RESERVED_USER: &str = "root";

@@ -129,25 +129,31 @@ impl<T> Key<T> {
     pub fn names(keys: &[Key<T>]) -> String {
         keys.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
     }
+
+    /// The problem with a name none of `keys` has: `unknown key ({intro}: a, b, c)`.
+    pub fn unknown(keys: &[Key<T>], intro: &str) -> String {
+        format!("unknown key ({intro}: {})", Key::names(keys))
+    }
 }
 
 /// Reads every entry of `table` into `target` with the key of the same name in `keys`. The
 /// entries are named `prefix.key` in errors (just `key` when `prefix` is empty); an entry
-/// no key knows is an error that lists them: `unknown key ({known}: a, b, c)`.
+/// no key knows is an error whose message `unknown` gives for its name: the keys there are
+/// ([`Key::unknown`]), or, for a key that is no more, what replaced it.
 pub fn read_keys<T>(
     r: &mut Reader<'_>,
     prefix: &str,
     table: &toml::Table,
     keys: &[Key<T>],
     target: &mut T,
-    known: &str,
+    unknown: fn(&str) -> String,
 ) {
     let outer = std::mem::take(&mut r.key);
     for (name, value) in table {
         r.key = Reader::join(prefix, name);
         match Key::find(keys, name) {
             Some(key) => (key.read)(r, value, target),
-            None => r.err(format!("unknown key ({known}: {})", Key::names(keys))),
+            None => r.err(unknown(name)),
         }
     }
     r.key = outer;
@@ -410,7 +416,9 @@ mod tests {
             lines: 10,
             name: "x".into(),
         };
-        read_keys(&mut r, prefix, &table, KEYS, &mut l, "known");
+        read_keys(&mut r, prefix, &table, KEYS, &mut l, |_| {
+            Key::unknown(KEYS, "known")
+        });
         (l, messages(r.into_errors()))
     }
 
