@@ -29,7 +29,6 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use wharf_core::policy::Cidr;
 use wharf_core::{SessionReuse, TlsPolicy};
 
@@ -37,7 +36,7 @@ use crate::config::keys::{parse_listen, parse_passive_ports, parse_tls_policy};
 use crate::config::{Settings, DEFAULT_CONFIG};
 use crate::server::Server;
 use crate::shared::Shared;
-use crate::store::{self, StoreData, StoreEdit, UserEntry};
+use crate::store::{self, parse_cidr, StoreData, StoreEdit, UserEntry, UserLimits};
 use crate::tls::{self, TlsContext, TlsError, WatchOptions};
 use crate::toml_read::{self, messages, ConfigError};
 use crate::users::{self, Users};
@@ -174,24 +173,9 @@ pub struct UserAddArgs {
     /// Add the account disabled (enable it with `wharf user enable`).
     #[arg(long)]
     pub disabled: bool,
-    /// Idle time in seconds before the session is closed (default: the server's).
-    #[arg(long, value_name = "SECS")]
-    pub idle_time: Option<u64>,
-    /// Upload limit in bytes per second (0 = unlimited).
-    #[arg(long, value_name = "BYTES")]
-    pub upload_rate: Option<u64>,
-    /// Download limit in bytes per second (0 = unlimited).
-    #[arg(long, value_name = "BYTES")]
-    pub download_rate: Option<u64>,
-    /// Most simultaneous logins of this user (0 = unlimited).
-    #[arg(long, value_name = "N")]
-    pub max_logins: Option<u32>,
-    /// Most simultaneous logins of this user from one address (0 = unlimited).
-    #[arg(long, value_name = "N")]
-    pub max_logins_per_ip: Option<u32>,
-    /// Only from this address or CIDR network (repeatable; default: any).
-    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
-    pub allow_ip: Vec<Cidr>,
+    /// Idle time, rates, simultaneous logins, allowed addresses.
+    #[command(flatten)]
+    pub limits: UserLimits,
     /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -252,10 +236,6 @@ pub struct PartnerAddArgs {
     /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
-}
-
-fn parse_cidr(s: &str) -> Result<Cidr, String> {
-    Cidr::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_file_mode(s: &str) -> Result<u32, String> {
@@ -919,12 +899,7 @@ fn user_add(args: UserAddArgs) -> Result<(), Vec<String>> {
     u.write = !args.read_only;
     u.admin = args.admin;
     u.enabled = !args.disabled;
-    u.idle_timeout = args.idle_time.filter(|&n| n > 0).map(Duration::from_secs);
-    u.upload_rate = args.upload_rate.filter(|&n| n > 0);
-    u.download_rate = args.download_rate.filter(|&n| n > 0);
-    u.max_logins = args.max_logins.filter(|&n| n > 0);
-    u.max_logins_per_ip = args.max_logins_per_ip.filter(|&n| n > 0);
-    u.allow_ip = args.allow_ip;
+    u.limits = args.limits;
     loc.edit(|e| e.add_user(&u))?;
     println!("added user '{name}' to {}", loc.store.display());
     Ok(())
@@ -1022,7 +997,7 @@ fn user_list(args: &StoreArgs) -> Result<(), Vec<String>> {
             yes(u.enabled),
             yes(u.write),
             yes(u.admin),
-            cidr_list(&u.allow_ip),
+            cidr_list(&u.limits.allow_ip),
             home,
         ]);
     }

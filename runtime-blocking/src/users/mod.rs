@@ -37,7 +37,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wharf_core::action::UserSummary;
-use wharf_core::policy::IpFilter;
 use wharf_core::{Account, LoginError, TlsOverride};
 
 use crate::rng;
@@ -141,8 +140,8 @@ impl UserStore {
     pub fn tls_overrides(&self) -> HashMap<String, TlsOverride> {
         self.users
             .values()
-            .filter(|u| u.tls != TlsOverride::default())
-            .map(|u| (u.name.clone(), u.tls))
+            .filter(|u| u.limits.tls != TlsOverride::default())
+            .map(|u| (u.name.clone(), u.limits.tls))
             .collect()
     }
 
@@ -165,15 +164,7 @@ impl UserStore {
         let mut account = Account::new(e.name.clone());
         account.write = e.write;
         account.admin = e.admin;
-        account.idle_timeout = e.idle_timeout;
-        account.upload_rate = e.upload_rate;
-        account.download_rate = e.download_rate;
-        account.max_logins = e.max_logins;
-        account.max_logins_per_ip = e.max_logins_per_ip;
-        account.ip_filter = IpFilter {
-            allow: e.allow_ip.clone(),
-            deny: Vec::new(),
-        };
+        e.limits.apply(&mut account);
         match e.partner() {
             Some(p) => {
                 let partner = self.partners.get(p)?;
@@ -280,12 +271,7 @@ impl UserStore {
         };
         s.write = e.write;
         s.admin = e.admin;
-        s.idle_time = e.idle_timeout.map(|d| d.as_secs());
-        s.upload_rate = e.upload_rate;
-        s.download_rate = e.download_rate;
-        s.max_logins = e.max_logins;
-        s.max_logins_per_ip = e.max_logins_per_ip;
-        s.allowed_ips = e.allow_ip.iter().map(ToString::to_string).collect();
+        e.limits.describe(&mut s);
         Some(s)
     }
 }
