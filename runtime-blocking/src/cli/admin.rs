@@ -117,6 +117,10 @@ pub struct PartnerAddArgs {
     /// Its users may not log in from this address or CIDR network (repeatable).
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     pub deny_ip: Vec<Cidr>,
+    /// A server its users may use in third-party (FXP) transfers, in place of the server's
+    /// fxp_peers (repeatable).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub fxp_peers: Option<Vec<Cidr>>,
     /// The partner's folder (default: <partners_root>/NAME).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -487,6 +491,7 @@ fn partner_add(args: PartnerAddArgs) -> Result<(), Vec<String>> {
             allow: args.allow_ip,
             deny: args.deny_ip,
         },
+        fxp_peers: args.fxp_peers,
         folders: store::default_folders(),
         file_mode: args.file_mode.unwrap_or(store::DEFAULT_FILE_MODE),
         dir_mode: args.dir_mode.unwrap_or(store::DEFAULT_DIR_MODE),

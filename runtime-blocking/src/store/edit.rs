@@ -83,6 +83,9 @@ impl StoreEdit {
         if !p.ip_filter.deny.is_empty() {
             t["deny_ip"] = cidr_array(&p.ip_filter.deny);
         }
+        if let Some(peers) = &p.fxp_peers {
+            t["fxp_peers"] = cidr_array(peers);
+        }
         if p.file_mode != DEFAULT_FILE_MODE {
             t["file_mode"] = value(format!("{:04o}", p.file_mode));
         }
@@ -194,7 +197,7 @@ mod tests {
     use super::*;
     use crate::store::entry::default_folders;
     use crate::store::read::load;
-    use wharf_core::policy::IpFilter;
+    use wharf_core::policy::{Cidr, IpFilter};
 
     const H: &str = "$argon2id$v=19$m=19456,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$\
                      9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpg";
@@ -216,13 +219,15 @@ mod tests {
             name: "acme".into(),
             root: proot.join("acme"),
             ip_filter: IpFilter::parse(["127.0.0.0/8"], []).unwrap(),
+            fxp_peers: Some(vec![Cidr::parse("192.0.2.0/24").unwrap()]),
             folders: default_folders(),
             file_mode: DEFAULT_FILE_MODE,
             dir_mode: DEFAULT_DIR_MODE,
         };
         edit.add_partner(&acme, false).unwrap();
-        edit.add_user(&UserEntry::new("acme/alice", H, None))
-            .unwrap();
+        let mut alice = UserEntry::new("acme/alice", H, None);
+        alice.limits.fxp_peers = Some(Vec::new());
+        edit.add_user(&alice).unwrap();
         assert!(edit.set_user("old", "enabled", false).unwrap());
         assert!(!edit.set_user("nobody", "enabled", false).unwrap());
         edit.save(&proot).unwrap();
@@ -235,7 +240,7 @@ mod tests {
         assert_eq!(d.partners[0], acme);
         assert_eq!(d.users.len(), 2);
         assert!(!d.users[0].enabled);
-        assert_eq!(d.users[1].name, "acme/alice");
+        assert_eq!(d.users[1], alice);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

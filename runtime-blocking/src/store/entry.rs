@@ -5,7 +5,7 @@
 //! field (`keys.rs`, `limits.rs`).
 
 use std::path::PathBuf;
-use wharf_core::policy::IpFilter;
+use wharf_core::policy::{Cidr, IpFilter};
 use wharf_core::VirtualPath;
 
 use super::limits::UserLimits;
@@ -64,6 +64,9 @@ pub struct Partner {
     pub root: PathBuf,
     /// Addresses its users may log in from.
     pub ip_filter: IpFilter,
+    /// The servers its users may use in third-party (FXP) transfers, in place of the
+    /// server's; `None` leaves the server's.
+    pub fxp_peers: Option<Vec<Cidr>>,
     /// The fixed folders.
     pub folders: Vec<FixedFolder>,
     /// Mode of uploaded files.

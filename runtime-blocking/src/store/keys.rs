@@ -46,6 +46,13 @@ pub const PARTNER_KEYS: &[Key<Partner>] = &[
         read: |r, v, p| p.ip_filter.deny = r.cidrs(v).unwrap_or_default(),
     },
     Key {
+        name: "fxp_peers",
+        default: "the server's `fxp_peers`",
+        doc: "servers (addresses or CIDR networks) its users may use in third-party (FXP) \
+              transfers, in place of the server's list; `[]`: none",
+        read: |r, v, p| set(&mut p.fxp_peers, r.cidrs(v).map(Some)),
+    },
+    Key {
         name: "file_mode",
         default: "\"0444\"",
         doc: "mode of the files its users upload, an octal string",
@@ -141,6 +148,7 @@ pub(super) fn new_partner() -> Partner {
         name: String::new(),
         root: PathBuf::new(),
         ip_filter: IpFilter::default(),
+        fxp_peers: None,
         folders: default_folders(),
         file_mode: DEFAULT_FILE_MODE,
         dir_mode: DEFAULT_DIR_MODE,

@@ -1,5 +1,6 @@
 //! A user's limits: idle time, transfer rates, simultaneous logins, the addresses they may
-//! log in from, and their own TLS requirements.
+//! log in from, the servers they may use in third-party (FXP) transfers, and their own TLS
+//! requirements.
 //!
 //! Each limit is declared here once, in four parts side by side: its field of
 //! [`UserLimits`] (whose doc and `#[arg]` make the `wharf user add` flag), its store key in
@@ -49,6 +50,10 @@ pub struct UserLimits {
     /// Only from this address or CIDR network (repeatable; default: any).
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     pub allow_ip: Vec<Cidr>,
+    /// A server this user may use in third-party (FXP) transfers, in place of the partner's
+    /// or the server's fxp_peers (repeatable).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub fxp_peers: Option<Vec<Cidr>>,
     /// This user's own TLS requirements (`tls_required_control`, `tls_required_data`).
     #[arg(skip)]
     pub tls: TlsOverride,
@@ -94,6 +99,13 @@ pub const LIMIT_KEYS: &[Key<UserLimits>] = &[
         read: |r, v, l| l.allow_ip = r.cidrs(v).unwrap_or_default(),
     },
     Key {
+        name: "fxp_peers",
+        default: "the partner's, else the server's",
+        doc: "servers (addresses or CIDR networks) this user may use in third-party (FXP) \
+              transfers, in place of the partner's or the server's list; `[]`: none",
+        read: |r, v, l| set(&mut l.fxp_peers, r.cidrs(v).map(Some)),
+    },
+    Key {
         name: "tls_required_control",
         default: "the server's",
         doc: "this user must (`true`) or need not (`false`) protect the control connection",
@@ -124,6 +136,9 @@ impl UserLimits {
         if !self.allow_ip.is_empty() {
             t["allow_ip"] = cidr_array(&self.allow_ip);
         }
+        if let Some(peers) = &self.fxp_peers {
+            t["fxp_peers"] = cidr_array(peers);
+        }
         for (key, required) in [
             ("tls_required_control", self.tls.control),
             ("tls_required_data", self.tls.data),
@@ -145,6 +160,7 @@ impl UserLimits {
             allow: self.allow_ip.clone(),
             deny: Vec::new(),
         };
+        account.fxp_peers = self.fxp_peers.clone();
     }
 
     /// Fills in the user's summary for SITE DESCUSER.

@@ -14,6 +14,7 @@
 //! root = "/srv/partners/acme"    # optional; default <partners_root>/<name>
 //! allow_ip = ["203.0.113.0/24"]  # optional: only these may log in (CIDR, IPv4 or IPv6)
 //! deny_ip = ["203.0.113.66"]     # optional: these may not (deny wins)
+//! fxp_peers = ["192.0.2.10"]     # optional: servers for FXP, in place of wharf.toml's
 //! file_mode = "0444"             # optional: mode of uploaded files, default "0444"
 //! dir_mode = "0755"              # optional: mode of created folders, default "0755"
 //! [[partner.folder]]             # the fixed folders; none listed = Inbox and Outbox below
@@ -37,6 +38,7 @@
 //! max_logins = 2                 # optional: simultaneous logins, 0 = unlimited (default)
 //! max_logins_per_ip = 1
 //! allow_ip = ["192.0.2.0/24"]    # optional: this user only from these addresses
+//! fxp_peers = []                 # optional: in place of the partner's (here: no FXP)
 //!
 //! [[user]]
 //! name = "bob"                   # a user of no partner

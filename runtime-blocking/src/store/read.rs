@@ -197,6 +197,7 @@ mod tests {
             allow_ip = ["127.0.0.0/8", "::1"]
             deny_ip = "127.0.0.2"
             file_mode = "0440"
+            fxp_peers = ["192.0.2.10", "198.51.100.0/24"]
             [[partner]]
             name = "globex"
             root = "globex-files"
@@ -218,6 +219,7 @@ mod tests {
             max_logins = 2
             max_logins_per_ip = 1
             allow_ip = ["10.0.0.0/8"]
+            fxp_peers = []
             [[user]]
             name = "bob"
             password = "{H}"
@@ -234,7 +236,9 @@ mod tests {
         assert!(acme.ip_filter.permits("127.0.0.1".parse().unwrap()));
         assert!(acme.ip_filter.permits("::1".parse().unwrap()));
         assert!(!acme.ip_filter.permits("127.0.0.2".parse().unwrap()));
+        assert_eq!(acme.fxp_peers.as_ref().map(Vec::len), Some(2));
         let globex = &d.partners[1];
+        assert_eq!(globex.fxp_peers, None);
         assert_eq!(globex.root, PathBuf::from("/etc/wharf/globex-files"));
         assert_eq!(globex.folders.len(), 2);
         assert_eq!(globex.folders[0].path.as_str(), "/to-globex");
@@ -260,7 +264,9 @@ mod tests {
             (2, 1)
         );
         assert_eq!(alice.limits.allow_ip.len(), 1);
+        assert_eq!(alice.limits.fxp_peers, Some(Vec::new()));
         let bob = &d.users[1];
+        assert_eq!(bob.limits.fxp_peers, None);
         assert_eq!(bob.home, Some(PathBuf::from("/etc/wharf/bob")));
         assert!(!bob.enabled && !bob.write && bob.partner().is_none());
     }

@@ -169,6 +169,9 @@ impl UserStore {
             Some(p) => {
                 let partner = self.partners.get(p)?;
                 account.partner_ip_filter = partner.ip_filter.clone();
+                if account.fxp_peers.is_none() {
+                    account.fxp_peers = partner.fxp_peers.clone();
+                }
                 account.fixed_folders = partner.folders.iter().map(|f| f.path.clone()).collect();
                 account.file_mode = partner.file_mode;
                 account.dir_mode = partner.dir_mode;
@@ -480,6 +483,38 @@ mod tests {
         users.replace(data);
         assert!(users.authenticate("acme/alice", "pw").is_ok());
         assert!(users.authenticate("cli", "c").is_ok());
+    }
+
+    #[test]
+    fn fxp_peers_the_users_else_the_partners_else_the_servers() {
+        let h = hash_password("pw").unwrap();
+        let text = format!(
+            "[[partner]]\nname = \"acme\"\nfxp_peers = [\"192.0.2.0/24\"]\n\
+             [[partner]]\nname = \"globex\"\n\
+             [[user]]\nname = \"acme/own\"\npassword = \"{h}\"\nfxp_peers = [\"198.51.100.7\"]\n\
+             [[user]]\nname = \"acme/none\"\npassword = \"{h}\"\nfxp_peers = []\n\
+             [[user]]\nname = \"acme/inherits\"\npassword = \"{h}\"\n\
+             [[user]]\nname = \"globex/server\"\npassword = \"{h}\"\n\
+             [[user]]\nname = \"home\"\npassword = \"{h}\"\nhome = \"h\"\n"
+        );
+        let data = store::parse(&text, "u.toml", Path::new("/etc"), Path::new("/srv/p")).unwrap();
+        let users = Users::new(data, Vec::new(), None, Duration::ZERO).unwrap();
+        let peers = |user: &str| {
+            let login = users.authenticate(user, "pw").unwrap();
+            login
+                .account
+                .fxp_peers
+                .map(|l| l.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(peers("acme/own"), Some(vec!["198.51.100.7/32".to_string()]));
+        assert_eq!(peers("acme/none"), Some(vec![]));
+        assert_eq!(
+            peers("acme/inherits"),
+            Some(vec!["192.0.2.0/24".to_string()])
+        );
+        // None: the core uses the server's fxp_peers.
+        assert_eq!(peers("globex/server"), None);
+        assert_eq!(peers("home"), None);
     }
 
     #[test]
