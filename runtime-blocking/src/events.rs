@@ -45,8 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 use wharf_core::action::{AdminInfo, AdminQuery, Event, EventKind};
 use wharf_core::{Account, Lost, TransferError, UnixTime};
 
-use crate::config::Settings;
-use crate::event_command::Runner;
+use crate::event_command::{CommandLine, Runner};
 use crate::stats::{Counter, LastCommand, Registry, Stats};
 use crate::xferlog;
 
@@ -278,6 +277,35 @@ struct EventCommand {
     only: Option<Vec<String>>,
 }
 
+/// Where events go, as the configuration says (its keys `events_file`, `xferlog_file` and
+/// `event_command*`, read by the config module).
+#[derive(Clone, Debug)]
+pub struct EventSettings {
+    /// `events_file`: one JSON object per event and line. Default none.
+    pub events_file: Option<PathBuf>,
+    /// `xferlog_file`: the transfer log. Default none.
+    pub xferlog_file: Option<PathBuf>,
+    /// `event_command`: the program run once per event. Default none.
+    pub command: Option<CommandLine>,
+    /// `event_command_timeout_secs`: a command still running after this long is killed.
+    /// Default 10 s.
+    pub command_timeout: Duration,
+    /// `event_command_events`: the events the command runs for. Default: every event.
+    pub command_events: Option<Vec<String>>,
+}
+
+impl Default for EventSettings {
+    fn default() -> EventSettings {
+        EventSettings {
+            events_file: None,
+            xferlog_file: None,
+            command: None,
+            command_timeout: Duration::from_secs(10),
+            command_events: None,
+        }
+    }
+}
+
 /// Everything events go to, for one server.
 #[derive(Debug)]
 pub struct EventHub {
@@ -304,7 +332,7 @@ impl Default for EventHub {
 impl EventHub {
     /// Opens the events file and the transfer log and starts the event command's runner, as
     /// `settings` say. An error names the configuration key and the problem.
-    pub fn open(settings: &Settings) -> Result<EventHub, (&'static str, String)> {
+    pub fn open(settings: &EventSettings) -> Result<EventHub, (&'static str, String)> {
         let mut hub = EventHub::default();
         let open = |key: &'static str, path: &Option<PathBuf>| match path {
             Some(p) => AppendLog::open(p).map(Some).map_err(|e| {
@@ -317,12 +345,12 @@ impl EventHub {
         };
         hub.events_file = open("events_file", &settings.events_file)?;
         hub.xferlog = open("xferlog_file", &settings.xferlog_file)?;
-        if let Some(cmd) = &settings.event_command {
-            let runner = Runner::start(cmd.clone(), settings.event_command_timeout)
+        if let Some(cmd) = &settings.command {
+            let runner = Runner::start(cmd.clone(), settings.command_timeout)
                 .map_err(|e| ("event_command", format!("cannot start its thread: {e}")))?;
             hub.command = Some(EventCommand {
                 runner,
-                only: settings.event_command_events.clone(),
+                only: settings.command_events.clone(),
             });
         }
         Ok(hub)

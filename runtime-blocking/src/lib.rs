@@ -20,8 +20,9 @@
 //!   which file owns what;
 //! - [`users`]: the accounts (partner users, users of no partner, anonymous) and argon2
 //!   password checks; [`store`]: the user store file (partners and users) and its changes;
-//! - [`config`]: the TOML configuration and its errors; [`limits`]: the open-file limit the
-//!   sessions need;
+//! - [`config`]: the TOML configuration, one table of keys; [`toml_read`]: the one reader
+//!   of TOML files (the configuration and the user store) and its errors, which name the
+//!   file, the key and the problem; [`limits`]: the open-file limit the sessions need;
 //! - [`events`]: events to the events file, the event command ([`event_command`]), the
 //!   transfer log ([`xferlog`]) and the live statistics ([`stats`]) behind SITE WHO / STAT;
 //! - [`tls`]: certificates, keys and the rustls configurations (FTPS; see docs/ftps.md);
@@ -47,5 +48,6 @@ pub mod store;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;
+pub mod toml_read;
 pub mod users;
 pub mod xferlog;

@@ -146,12 +146,10 @@ impl Server {
         }
         let users = Users::new(StoreData::default(), accounts, None, DEFAULT_LOGIN_CACHE)?;
         let (tls, _) = TlsContext::self_signed_in(&args.tls_dir).map_err(|e| e.to_string())?;
-        let settings = Settings {
-            idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
-            ..Settings::default()
-        };
-        let mut config = settings.core_config();
-        Arc::make_mut(&mut config).tls_available = true;
+        let mut settings = Settings::default();
+        settings.core.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
+        settings.core.tls_available = true;
+        let config = settings.core_config();
         let io = |e: io::Error| format!("{}: {e}", args.listen);
         let poll = Poll::new().map_err(io)?;
         let mut listener = TcpListener::bind(args.listen).map_err(io)?;

@@ -256,7 +256,7 @@ impl<'a> Connection<'a> {
         let wait = match self.session.poll_timeout() {
             Some(t) => t.saturating_duration_since(now),
             // Not expected while no action is outstanding; wake up now and then anyway.
-            None => self.shared.settings.idle_timeout,
+            None => self.shared.settings.core.idle_timeout,
         };
         let wait = wait.max(Duration::from_millis(1));
         if !self
