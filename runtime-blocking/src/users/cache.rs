@@ -20,8 +20,9 @@
 //!   `login_cache_secs = 0` turns the cache off for those who want none.
 //! - Why: a partner's scripts log in again and again with the same account (one session per
 //!   file, many at once); with the cache, a burst of them costs one verification, not one
-//!   each (~9 ms of CPU per argon2 verification caps a 2-core machine near 200 logins a
-//!   second). Directory servers do the same (PingDirectory's encoded-password cache).
+//!   each (an argon2 verification costs milliseconds of CPU, which caps a small machine at a
+//!   few hundred logins a second: docs/sessions.md has the figures). Directory servers do the
+//!   same (PingDirectory's encoded-password cache).
 //!
 //! It owns the entries, their key and their expiry. It must not decide who may use it: the
 //! users module looks in it only for an account that would be let in, and puts in it only

@@ -11,11 +11,11 @@
 //!
 //! # Hash parameters
 //! New hashes use argon2id with m = 19 MiB, t = 1, p = 1 ([`hash_params`]). OWASP's minimum
-//! is m = 19 MiB with t = 2; with t = 2 one verification took ~21 ms on the 2-core machine
-//! Wharf is benchmarked on, and t = 1 ~8 ms (release build). We keep OWASP's memory cost,
-//! which is what makes GPU and ASIC guessing expensive, and take one pass so that a storm of
-//! logins (2,000 at concurrency 200) does not spend most of its time hashing. Hashes carry
-//! their parameters (PHC string), so a file made with stronger parameters keeps working.
+//! is m = 19 MiB with t = 2. We keep OWASP's memory cost, which is what makes GPU and ASIC
+//! guessing expensive, and take one pass, which costs well under half the time of two, so
+//! that a storm of logins does not spend most of its time hashing (the figures:
+//! docs/sessions.md, "Hash parameters"). Hashes carry their parameters (PHC string), so a
+//! file made with stronger parameters keeps working.
 
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
