@@ -4,10 +4,11 @@
 //! and EPSV/EPRT); without it the source refuses the PORT, and a destination closes the
 //! source's data connection as it would a passive port thief's.
 
+use std::path::Path;
 use std::time::Duration;
 use wharf_tests::e2e::{
-    assert_same_bytes, python_scenario, random_bytes, read_file, require, write_file, Server,
-    ServerOptions, PASSWORD, USER,
+    assert_same_bytes, python_scenario, random_bytes, read_file, require, wharf_cli, write_file,
+    Server, ServerOptions, TempDir, PASSWORD, USER,
 };
 
 const SCRIPT: &str = "fxp_client.py";
@@ -15,13 +16,18 @@ const SCRIPT: &str = "fxp_client.py";
 const PEERS: &str = "fxp_peers = [\"127.0.0.1\"]\n";
 
 fn fxp(source: &Server, destination: &Server, scenario: &str) {
+    fxp_as(source, (USER, PASSWORD), destination, scenario);
+}
+
+/// The scenario with `login` on the source (the destination: alice).
+fn fxp_as(source: &Server, login: (&str, &str), destination: &Server, scenario: &str) {
     let other = destination.port().to_string();
     let out = python_scenario(
         SCRIPT,
         source,
         scenario,
-        (USER, PASSWORD),
-        &[other],
+        login,
+        &[other.as_str(), USER, PASSWORD],
         Duration::from_secs(120),
     );
     print!("{out}");
@@ -62,4 +68,48 @@ fn without_a_policy_the_port_is_refused_and_the_passive_listener_closes_the_peer
     write_file(other.root().join("big.bin"), &random_bytes(1 << 20, 42));
     fxp(&other, &closed, "refused_passive");
     assert!(!closed.root().join("refused.bin").exists());
+}
+
+/// `wharf user add NAME --home DIR [EXTRA]` in `store`'s folder.
+fn user_add(store: &Path, name: &str, password: &str, extra: &[&str]) {
+    let home = store.join(name);
+    let mut args = vec!["user", "add", name, "--password-stdin", "--home"];
+    args.push(home.to_str().expect("UTF-8 path"));
+    args.extend_from_slice(extra);
+    let out = wharf_cli(
+        store,
+        &store.join("wharf.toml"),
+        &args,
+        &format!("{password}\n"),
+        Duration::from_secs(60),
+    );
+    out.assert_success("wharf user add");
+}
+
+#[test]
+fn a_users_own_fxp_peers_in_the_store_allow_it_for_that_user_only() {
+    if !require("python3") {
+        return;
+    }
+    let store = TempDir::new("fxp-store");
+    user_add(store.path(), "bob", "bob-pw", &["--fxp-peers", "127.0.0.1"]);
+    user_add(store.path(), "carol", "carol-pw", &[]);
+    let users = store.path().join("wharf-users.toml");
+    let config = format!("users_file = {:?}\n", users.to_str().expect("UTF-8"));
+    let source = Server::start_with("fxp-store-source", ServerOptions::default().config(config));
+    let destination = Server::start_with("fxp-store-dest", ServerOptions::default().config(PEERS));
+    let big = random_bytes(1 << 20, 43);
+    write_file(store.path().join("bob/big.bin"), &big);
+    fxp_as(&source, ("bob", "bob-pw"), &destination, "transfer");
+    assert_same_bytes(
+        "bob's copy",
+        &read_file(destination.root().join("copy.bin")),
+        &big,
+    );
+    assert_same_bytes(
+        "back to bob",
+        &read_file(store.path().join("bob/back.bin")),
+        &big,
+    );
+    fxp_as(&source, ("carol", "carol-pw"), &destination, "refused_port");
 }
