@@ -275,21 +275,28 @@ impl Session {
             return;
         }
         if let Some(t) = self.held_until {
-            if now >= t {
-                self.held_until = None;
-                let held = std::mem::take(&mut self.held);
-                let closes = held.iter().any(|o| matches!(o, Output::Close));
-                self.out.extend(held);
-                if closes {
-                    self.closed = true;
-                    return;
-                }
-                self.touch(now);
-                self.process(now);
+            if now < t {
+                return;
             }
-            return;
+            self.held_until = None;
+            let held = std::mem::take(&mut self.held);
+            let closes = held.iter().any(|o| matches!(o, Output::Close));
+            self.out.extend(held);
+            if closes {
+                self.closed = true;
+                return;
+            }
+            self.touch(now);
+            self.process(now);
+            // The login deadline may have passed while the delay held the session: it is due
+            // now too, and nothing due at `now` is left for another call.
         }
-        if self.transfer.is_none() && self.pending.is_none() && now >= self.deadline {
+        if self.transfer.is_none()
+            && self.pending.is_none()
+            && self.held_until.is_none()
+            && !self.closed
+            && now >= self.deadline
+        {
             self.time_out();
         }
     }
