@@ -10,6 +10,10 @@
 //!   no panic, every reply well-formed ([`check_reply`]), no misuse of the runtime API, the
 //!   session's buffered input within `max_buffered_input` while it is open (plus one read
 //!   once it has closed).
+//! - [`session_outcomes`]: a session driven by a runtime whose every outcome, and its timing
+//!   against the client's lines and the clock, is the fuzzer's choice; the contract's
+//!   invariants checked after every call ([`session_outcomes`](mod@session_outcomes) says
+//!   which).
 //! - [`codec_decode`]: any wire bytes into a [`Decoder`] of any TYPE/STRU/MODE: no panic,
 //!   bounded output per call, the same result whatever the reads' size.
 //! - [`codec_round_trip`]: any stored file the format can carry, encoded then decoded: the
@@ -22,6 +26,9 @@ use crate::codec::{
 use crate::testkit::{check_reply, seeded_bytes, Harness};
 use crate::TlsPolicy;
 use std::time::{Duration, Instant};
+
+mod session_outcomes;
+pub use session_outcomes::session_outcomes;
 
 /// Arbitrary bytes as one command line: parsing must not panic.
 pub fn parse_command(data: &[u8]) {
