@@ -56,7 +56,7 @@ pub(super) struct Transfer {
     pub(super) started: bool,
     started_at: Option<Instant>,
     pub(super) bytes: u64,
-    abort_requested: bool,
+    pub(super) abort_requested: bool,
     direction: Direction,
     /// The file (for uploads under STOU, the name the runtime chose).
     path: Option<VirtualPath>,

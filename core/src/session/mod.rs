@@ -475,9 +475,12 @@ impl Session {
     /// During a transfer: answers ABOR, STAT, NOOP or QUIT at the head of the input. Returns
     /// false when the head is anything else (it waits for the transfer to end) or empty.
     /// STAT and NOOP also wait until the transfer has started: their reply must not come
-    /// before the transfer command's own 150 (or its 425/550).
+    /// before the transfer command's own 150 (or its 425/550). An ABOR after the one that
+    /// stopped it waits too (its reply, 225, comes after the transfer's end), so that every
+    /// ABOR taken is answered.
     fn take_transfer_time_command(&mut self, now: Instant) -> bool {
         let started = self.transfer.as_ref().is_some_and(|t| t.started);
+        let aborting = self.transfer.as_ref().is_some_and(|t| t.abort_requested);
         let Some(frame) = self.framer.peek() else {
             return false;
         };
@@ -485,7 +488,7 @@ impl Session {
             return false;
         };
         let cmd = match command::parse_command(bytes) {
-            Ok(Command::Abor) => Command::Abor,
+            Ok(Command::Abor) if !aborting => Command::Abor,
             Ok(Command::Noop) if started => Command::Noop,
             Ok(Command::Quit) => Command::Quit,
             Ok(Command::Stat(_)) if started => Command::Stat(ListArgs { path: None }),
