@@ -122,7 +122,9 @@ impl UnixTime {
         const SIX_MONTHS: i64 = 182 * 86_400;
         let c = self.to_civil();
         let month = MONTHS[(c.month as usize).saturating_sub(1).min(11)];
-        let recent = self.0 > now.0 - SIX_MONTHS && self.0 <= now.0 + 3600;
+        // Saturating: `now` is the runtime's wall clock, any i64 (an overflow panicked).
+        let recent =
+            self.0 > now.0.saturating_sub(SIX_MONTHS) && self.0 <= now.0.saturating_add(3600);
         if recent {
             let _ = write!(out, "{} {:>2} {:02}:{:02}", month, c.day, c.hour, c.minute);
         } else {
@@ -189,6 +191,22 @@ mod tests {
         let mut s = String::new();
         UnixTime(1_600_000_000).write_ls(now, &mut s);
         assert_eq!(s, "Sep 13  2020");
+    }
+
+    #[test]
+    fn ls_dates_at_the_ends_of_the_range() {
+        // A wall clock at either end of i64 (found by the session_outcomes fuzz target: the
+        // six-month window overflowed).
+        for now in [UnixTime(i64::MIN), UnixTime(i64::MAX)] {
+            for t in [UnixTime(i64::MIN), UnixTime(0), UnixTime(i64::MAX)] {
+                let mut s = String::new();
+                t.write_ls(now, &mut s);
+                assert!(!s.is_empty());
+            }
+        }
+        let mut s = String::new();
+        UnixTime(i64::MAX).write_ls(UnixTime(i64::MAX), &mut s);
+        assert_eq!(s, "Dec  4 15:30");
     }
 
     #[test]
