@@ -475,12 +475,15 @@ impl Session {
     /// During a transfer: answers ABOR, STAT, NOOP or QUIT at the head of the input. Returns
     /// false when the head is anything else (it waits for the transfer to end) or empty.
     /// STAT and NOOP also wait until the transfer has started: their reply must not come
-    /// before the transfer command's own 150 (or its 425/550). An ABOR after the one that
-    /// stopped it waits too (its reply, 225, comes after the transfer's end), so that every
-    /// ABOR taken is answered.
+    /// before the transfer command's own 150 (or its 425/550). Once an ABOR or a QUIT has
+    /// been taken nothing more is: its reply comes after the transfer's end, and what follows
+    /// it must be answered after it (a second ABOR then gets 225; after QUIT, nothing).
     fn take_transfer_time_command(&mut self, now: Instant) -> bool {
         let started = self.transfer.as_ref().is_some_and(|t| t.started);
         let aborting = self.transfer.as_ref().is_some_and(|t| t.abort_requested);
+        if aborting || self.quit_after_transfer {
+            return false;
+        }
         let Some(frame) = self.framer.peek() else {
             return false;
         };
@@ -488,7 +491,7 @@ impl Session {
             return false;
         };
         let cmd = match command::parse_command(bytes) {
-            Ok(Command::Abor) if !aborting => Command::Abor,
+            Ok(Command::Abor) => Command::Abor,
             Ok(Command::Noop) if started => Command::Noop,
             Ok(Command::Quit) => Command::Quit,
             Ok(Command::Stat(_)) if started => Command::Stat(ListArgs { path: None }),
