@@ -16,8 +16,9 @@
 //! - every reply is well-formed ([`check_reply`]), and nothing follows `Close`;
 //! - every command line gets exactly one final reply, in order, with a `1xx` only for a
 //!   transfer (`150` once its start is reported, `110` for each restart marker); while a
-//!   transfer runs only `STAT` and `NOOP` are answered, so a transfer command's own final
-//!   reply comes exactly once, when its end is reported, with the code its result calls for;
+//!   transfer runs only `STAT` and `NOOP` right behind its command are answered, so a
+//!   transfer command's own final reply comes exactly once, when its end is reported, with
+//!   the code its result calls for;
 //!   `421` always closes, and `221` (QUIT) too; a command the parser refuses gets the
 //!   parser's code; when nothing is outstanding no command is left unanswered;
 //! - at most one outcome-bearing action is outstanding, so at most one transfer runs at a
@@ -26,7 +27,8 @@
 //!   by REIN and by USER after a login); restart markers are asked for in MODE B and C only;
 //!   no active data connection to a third party or a privileged port unless the
 //!   configuration allows it, no passive transfer without a listener;
-//! - `AbortTransfer` names the running transfer, once;
+//! - `AbortTransfer` names the running transfer, once; the end of an upload or a download
+//!   brings one event of its outcome (complete or failed), after its final reply;
 //! - an outcome the session is not waiting for (an id answered before, an action that has
 //!   no outcome, a transfer that ended) changes nothing and produces nothing;
 //! - `poll_timeout` is `None` while an action is outstanding or a transfer runs, and after
@@ -56,8 +58,8 @@
 //! | `h` | move the clock (milliseconds to hours), firing what is due |
 
 use crate::action::{
-    Account, ActionId, ActionKind, AdminInfo, AdminQuery, ChecksumValue, DataEndpoint, LoginCounts,
-    LoginError, Lost, Outcome, OutcomeKind, ServerStats, SessionReuse, SessionSummary,
+    Account, ActionId, ActionKind, AdminInfo, AdminQuery, ChecksumValue, DataEndpoint, EventKind,
+    LoginCounts, LoginError, Lost, Outcome, OutcomeKind, ServerStats, SessionReuse, SessionSummary,
     StorageError, StoreMode, TlsInfo, TransferError, TransferKind, UserSummary,
 };
 use crate::codec::{CodePage, CodecError, DataFormat, Mode, Representation, Structure};
@@ -450,6 +452,7 @@ enum Ask {
 #[derive(Debug)]
 struct Running {
     id: ActionId,
+    direction: Direction,
     checksum: bool,
     upload: bool,
     /// An upload in MODE B or C: the client's restart markers may come.
@@ -458,6 +461,15 @@ struct Running {
     unique: Option<VirtualPath>,
     started: bool,
     abort_asked: bool,
+}
+
+/// Which way a transfer goes, for the event its end brings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Download,
+    Upload,
+    Listing,
+    Checksum,
 }
 
 /// What the call before a drain was, for what its outputs may be.
@@ -469,8 +481,9 @@ enum Fed {
     Started,
     Progress,
     Mark,
-    /// The end of a transfer or checksum: its id, and the final codes its result allows.
-    Ended(ActionId, &'static [u16]),
+    /// The end of a transfer or checksum: its id, the final codes its result allows, and the
+    /// event it brings (after that reply).
+    Ended(ActionId, &'static [u16], Option<EventKind>),
     Timeout,
     /// An outcome the session is not waiting on: nothing may come out.
     Late,
@@ -495,6 +508,10 @@ struct Driver {
     logins: u32,
     next_id: u64,
     closed: bool,
+    /// In the drain after the end of a transfer: its final reply has come.
+    transfer_final: bool,
+    /// ... and its event.
+    transfer_event: bool,
     /// `WHARF_FUZZ_TRACE` is set: every call and output goes to stderr (to read a crash).
     trace: bool,
     /// A QUIT line was sent (and not dropped by AUTH or a close).
@@ -527,6 +544,8 @@ impl Driver {
             logins: 0,
             next_id: 0,
             closed: false,
+            transfer_final: false,
+            transfer_event: false,
             trace: std::env::var_os("WHARF_FUZZ_TRACE").is_some(),
             quit_sent: false,
         };
@@ -681,6 +700,13 @@ impl Driver {
 
     fn report_end(&mut self, t: Running, result: Result<(), TransferError>, src: &mut Source) {
         let codes = final_codes(&t, &result);
+        let event = match (t.direction, result.is_ok()) {
+            (Direction::Download, true) => Some(EventKind::DownloadComplete),
+            (Direction::Download, false) => Some(EventKind::DownloadFailed),
+            (Direction::Upload, true) => Some(EventKind::UploadComplete),
+            (Direction::Upload, false) => Some(EventKind::UploadFailed),
+            (Direction::Listing | Direction::Checksum, _) => None,
+        };
         let kind = if t.checksum {
             OutcomeKind::Checksummed(result.map(|()| ChecksumValue {
                 hex: "0123456789abcdef".to_owned(),
@@ -693,7 +719,7 @@ impl Driver {
                 result,
             }
         };
-        self.feed(t.id, kind, Fed::Ended(t.id, codes));
+        self.feed(t.id, kind, Fed::Ended(t.id, codes, event));
     }
 
     /// An outcome for an id the session is not waiting on: ignored, with nothing to show.
@@ -845,7 +871,8 @@ impl Driver {
         let mut seen_421 = false;
         let mut seen_221 = false;
         let mut preliminary = 0;
-        let mut transfer_final = false;
+        self.transfer_final = false;
+        self.transfer_event = false;
         let mut outputs = 0;
         while let Some(out) = self.session.poll_output() {
             outputs += 1;
@@ -887,7 +914,7 @@ impl Driver {
                         }
                         421 => seen_421 = true,
                         _ => {
-                            if self.final_reply(code, fed, &mut transfer_final) == Kind::Quit {
+                            if self.final_reply(code, fed) == Kind::Quit {
                                 seen_221 = true;
                             }
                         }
@@ -903,8 +930,13 @@ impl Driver {
         if matches!(fed, Fed::Started | Fed::Mark) {
             assert_eq!(preliminary, 1, "one 1xx reply for each {fed:?}");
         }
-        if let Fed::Ended(id, _) = fed {
-            assert!(transfer_final, "the end of {id:?} got no final reply");
+        if let Fed::Ended(id, _, event) = fed {
+            assert!(self.transfer_final, "the end of {id:?} got no final reply");
+            assert_eq!(
+                self.transfer_event,
+                event.is_some(),
+                "the end of {id:?} brought no {event:?} event"
+            );
         }
         if seen_421 || seen_221 {
             assert!(
@@ -943,39 +975,27 @@ impl Driver {
     }
 
     /// A final reply (2xx–5xx but 421): which command it answers, checked. Returns its kind.
-    fn final_reply(&mut self, code: u16, fed: Fed, transfer_final: &mut bool) -> Kind {
+    fn final_reply(&mut self, code: u16, fed: Fed) -> Kind {
         if let Some(t) = &self.transfer {
-            // While a transfer runs only STAT and NOOP, at the head of the input, are
-            // answered (ABOR and QUIT are taken too, answered after the transfer's end).
+            // While a transfer runs only STAT and NOOP right behind its command are answered
+            // (ABOR and QUIT are taken too, and answered after the transfer's end; nothing
+            // after them is taken).
             let want = match code {
                 200 => Kind::Noop,
                 213 => Kind::Stat,
                 _ => panic!("{code} while transfer {:?} runs ({fed:?})", t.id),
             };
             assert!(t.started, "{code} before the transfer's 150");
-            let i = self
-                .expect
-                .iter()
-                .skip(1)
-                .position(|s| s.kind == want)
-                .map(|i| i + 1)
-                .unwrap_or_else(|| panic!("{code} during a transfer answers no {want:?}"));
-            let skipped = self.expect.iter().take(i).skip(1);
-            assert!(
-                skipped
-                    .clone()
-                    .all(|s| matches!(s.kind, Kind::Abor | Kind::Quit)),
-                "{want:?} answered ahead of {:?}",
-                skipped.collect::<Vec<_>>()
-            );
-            self.expect.remove(i);
+            let next = self.expect.get(1).map(|s| s.kind);
+            assert_eq!(next, Some(want), "{code} during a transfer, out of order");
+            self.expect.remove(1);
             return want;
         }
         let Some(sent) = self.expect.pop_front() else {
             panic!("a {code} reply answers no command ({fed:?})");
         };
-        if let (Fed::Ended(id, codes), false) = (fed, *transfer_final) {
-            *transfer_final = true;
+        if let (Fed::Ended(id, codes, _), false) = (fed, self.transfer_final) {
+            self.transfer_final = true;
             assert_eq!(
                 sent.transfer,
                 Some(id),
@@ -1048,10 +1068,10 @@ impl Driver {
             ActionKind::Transfer(plan) => {
                 self.no_action_outstanding(id);
                 let head = self.expect.front().map(|s| s.kind);
-                let (upload, unique) = match &plan.kind {
+                let (direction, unique) = match &plan.kind {
                     TransferKind::Retrieve { .. } => {
                         assert_eq!(head, Some(Kind::Retr), "a retrieve for {head:?}");
-                        (false, None)
+                        (Direction::Download, None)
                     }
                     TransferKind::Store { path, mode } => {
                         let want = match mode {
@@ -1062,13 +1082,14 @@ impl Driver {
                         assert_eq!(head, Some(want), "a {mode:?} store for {head:?}");
                         let unique = (*mode == StoreMode::Unique)
                             .then(|| path.parent().join(&format!("{}.1", path.file_name())));
-                        (true, unique)
+                        (Direction::Upload, unique)
                     }
                     TransferKind::Listing { .. } => {
                         assert_eq!(head, Some(Kind::Listing), "a listing for {head:?}");
-                        (false, None)
+                        (Direction::Listing, None)
                     }
                 };
+                let upload = direction == Direction::Upload;
                 if !matches!(plan.kind, TransferKind::Listing { .. }) {
                     assert_eq!(
                         plan.format, self.formats.format,
@@ -1094,6 +1115,7 @@ impl Driver {
                 }
                 self.transfer = Some(Running {
                     id,
+                    direction,
                     checksum: false,
                     upload,
                     marks: upload && marked,
@@ -1111,6 +1133,7 @@ impl Driver {
                 head.transfer = Some(id);
                 self.transfer = Some(Running {
                     id,
+                    direction: Direction::Checksum,
                     checksum: true,
                     upload: false,
                     marks: false,
@@ -1138,7 +1161,35 @@ impl Driver {
                 self.logins = 0;
                 return;
             }
-            ActionKind::StopTls | ActionKind::Notify(_) => return,
+            ActionKind::Notify(event) => {
+                let transfer = matches!(
+                    event.kind,
+                    EventKind::UploadComplete
+                        | EventKind::UploadFailed
+                        | EventKind::DownloadComplete
+                        | EventKind::DownloadFailed
+                );
+                if transfer {
+                    // Events of a finished transfer come after its final reply.
+                    let Fed::Ended(t, _, want) = fed else {
+                        panic!("{:?} event after {fed:?}", event.kind);
+                    };
+                    assert_eq!(
+                        Some(event.kind),
+                        want,
+                        "the end of {t:?} brought another event"
+                    );
+                    assert!(
+                        self.transfer_final,
+                        "{:?} before the final reply",
+                        event.kind
+                    );
+                    assert!(!self.transfer_event, "two events for the end of {t:?}");
+                    self.transfer_event = true;
+                }
+                return;
+            }
+            ActionKind::StopTls => return,
         };
         self.no_action_outstanding(id);
         self.pending = Some((id, ask));
