@@ -204,3 +204,33 @@ outcomes("seed-admin", [0, 0, 0], c("USER root"), c("PASS x"), b"a" + bytes([0, 
 outcomes("seed-implicit-cert", [2, 0, 1], c("USER alice"), a_login(), c("PROT C"),
          c("EPSV ALL"), c("PASV"), c("EPSV"), a_port(), c("LIST"), a_dir(), a_entries(1),
          START, end_ok(), c("QUIT"))
+
+# ----- codec_round_trip: [TYPE+STRU, MODE, marker interval, marker, splits..., file seed] --------
+# codec_decode: [TYPE+STRU, MODE, start, splits..., wire]
+# TYPE+STRU: TYPE (I, A N/T/C, E N/T/C IBM-1047, E N/T/C IBM-037) + 10 * STRU (F, R, P);
+# MODE: S, B, C, Z at levels 0-9, Z at level 200.
+
+TEXT = b"line one\nline two\n\xff\x00 three\r\n\n" * 4
+for mode in range(14):
+    for stru in range(3):
+        rep = (mode * 3 + stru) % 10
+        write("codec_round_trip", f"seed-{rep}-{stru}-{mode}",
+              [rep + 10 * stru, mode, 16, mode, 2, 7, 3] + list(TEXT))
+
+import zlib  # noqa: E402
+
+
+def block(desc, data):
+    return bytes([desc, len(data) >> 8, len(data) & 255]) + data
+
+
+DECODE = {
+    "stream-ascii": (1, 0, b"hello\r\nworld\r\n"),
+    "stream-records": (10, 0, b"rec1\xff\x01rec\xff\xff2\xff\x03"),
+    "block-marker": (0, 1, block(0x00, b"hello") + block(0x10, b"000005") + block(0x40, b"!")),
+    "block-records": (10, 1, block(0x80, b"rec1") + block(0xC0, b"rec2")),
+    "compressed": (1, 2, b"\x05hello" + b"\x83 " + b"\xc4x" + b"\x00\x40"),
+    "deflate": (4, 9, zlib.compress(b"hello\nworld\n")),
+}
+for name, (a, b, wire) in DECODE.items():
+    write("codec_decode", "seed-" + name, bytes([a, b, 0, 2, 5, 1]) + wire)

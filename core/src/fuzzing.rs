@@ -14,20 +14,20 @@
 //!   against the client's lines and the clock, is the fuzzer's choice; the contract's
 //!   invariants checked after every call ([`session_outcomes`](mod@session_outcomes) says
 //!   which).
-//! - [`codec_decode`]: any wire bytes into a [`Decoder`] of any TYPE/STRU/MODE: no panic,
-//!   bounded output per call, the same result whatever the reads' size.
-//! - [`codec_round_trip`]: any stored file the format can carry, encoded then decoded: the
-//!   same file, the same wire whatever the calls' size, markers that restart exactly.
+//! - [`codec_decode`]: any wire bytes into a [`Decoder`](crate::codec::Decoder) of any
+//!   TYPE/STRU/MODE (all 420), from any stored offset, in any reads: no panic, bounded output
+//!   per call, the same result whatever the reads.
+//! - [`codec_round_trip`]: any stored file the format can carry, encoded then decoded in any
+//!   calls' sizes: the same file and markers, the same wire whatever the calls, and from any
+//!   restart marker a retrieve and a store resumed there that give exactly the rest.
 
-use crate::codec::{
-    CodePage, CodecError, DataFormat, Decoder, Encoder, FormatControl, Marker, Mode,
-    Representation, Structure,
-};
 use crate::testkit::{check_reply, seeded_bytes, Harness};
 use crate::TlsPolicy;
 use std::time::{Duration, Instant};
 
+mod codecs;
 mod session_outcomes;
+pub use codecs::{codec_decode, codec_round_trip};
 pub use session_outcomes::session_outcomes;
 
 /// Arbitrary bytes as one command line: parsing must not panic.
@@ -223,214 +223,4 @@ fn check_all(h: &Harness, replies: &[crate::Reply]) {
         "runtime API misused: {:?}",
         h.anomalies()
     );
-}
-
-/// One of the 126 combinations of TYPE (I, A N/T/C, E IBM-1047/IBM-037), STRU (F, R, P) and
-/// MODE (S, B, C, Z at levels 0, 1, 6, 9), from one byte.
-fn codec_format(byte: u8) -> DataFormat {
-    let representation = match byte % 6 {
-        0 => Representation::Image,
-        1 => Representation::Ascii(FormatControl::NonPrint),
-        2 => Representation::Ascii(FormatControl::Telnet),
-        3 => Representation::Ascii(FormatControl::Asa),
-        4 => Representation::Ebcdic(FormatControl::NonPrint, CodePage::Ibm1047),
-        _ => Representation::Ebcdic(FormatControl::Asa, CodePage::Ibm037),
-    };
-    let structure = match byte / 6 % 3 {
-        0 => Structure::File,
-        1 => Structure::Record,
-        _ => Structure::Page,
-    };
-    let mode = match byte / 18 % 7 {
-        0 => Mode::Stream,
-        1 => Mode::Block,
-        2 => Mode::Compressed,
-        3 => Mode::Deflate { level: 0 },
-        4 => Mode::Deflate { level: 1 },
-        5 => Mode::Deflate { level: 6 },
-        _ => Mode::Deflate { level: 9 },
-    };
-    DataFormat {
-        representation,
-        structure,
-        mode,
-    }
-}
-
-/// A decoded upload: the stored bytes, and each restart marker with the wire offset after it.
-type CodecDecoded = (Vec<u8>, Vec<(Marker, usize)>);
-
-/// Decodes `wire` `chunk` bytes at a time, checking the decoder's promises on every call: it
-/// consumes at most what it is given, appends at most [`Decoder::MAX_OUTPUT`], and makes
-/// progress. Returns the stored bytes and the markers with the wire offset after each.
-fn codec_decode_checked(
-    format: DataFormat,
-    wire: &[u8],
-    start: u64,
-    chunk: usize,
-) -> Result<CodecDecoded, CodecError> {
-    let mut decoder = Decoder::new(format, start);
-    let mut stored = Vec::new();
-    let mut markers = Vec::new();
-    let mut pos = 0;
-    for piece in wire.chunks(chunk.max(1)) {
-        let mut rest = piece;
-        while !rest.is_empty() {
-            let before = stored.len();
-            let used = decoder.decode(rest, &mut stored)?;
-            let added = stored.len() - before;
-            assert!(used <= rest.len(), "{format:?}: consumed more than given");
-            assert!(
-                added <= Decoder::MAX_OUTPUT,
-                "{format:?}: one call appended {added}"
-            );
-            assert!(used > 0 || added > 0, "{format:?}: no progress");
-            if let Some(marker) = decoder.take_marker() {
-                markers.push((marker, pos + used));
-            }
-            pos += used;
-            rest = &rest[used..];
-        }
-    }
-    let before = stored.len();
-    decoder.finish(&mut stored)?;
-    assert!(
-        stored.len() - before <= Decoder::MAX_OUTPUT,
-        "{format:?}: finish appended too much"
-    );
-    Ok((stored, markers))
-}
-
-/// Arbitrary wire bytes into a [`Decoder`]. Byte 0 chooses the format ([`codec_format`]),
-/// byte 1 the size of each read (1–255; 0: all at once); the rest is the wire.
-///
-/// Invariants: no panic; every call consumes at most its input, appends at most
-/// [`Decoder::MAX_OUTPUT`] and makes progress; the result (stored bytes and markers, or the
-/// typed error) is the same as when the wire is decoded in one read.
-pub fn codec_decode(data: &[u8]) {
-    let [format, chunk, wire @ ..] = data else {
-        return;
-    };
-    let format = codec_format(*format);
-    let chunk = match chunk {
-        0 => usize::MAX,
-        n => usize::from(*n),
-    };
-    let pieces = codec_decode_checked(format, wire, 0, chunk);
-    let whole = codec_decode_checked(format, wire, 0, usize::MAX);
-    assert_eq!(
-        pieces, whole,
-        "{format:?}: the reads' size changed the result"
-    );
-}
-
-/// A stored file made from `seed` that `format` carries unchanged: no CR in TYPE A's STRU F and
-/// P, Latin-1 characters for TYPE E, a final LF for text records, TYPE I records in their
-/// stored form (split at LF bytes).
-fn codec_carried(format: DataFormat, seed: &[u8]) -> Vec<u8> {
-    let records = format.structure == Structure::Record;
-    let mut text = match format.representation {
-        Representation::Image if records => {
-            if seed.is_empty() {
-                return vec![0xFF, 2];
-            }
-            let mut out = Vec::new();
-            let count = seed.split(|&b| b == b'\n').count();
-            for (i, record) in seed.split(|&b| b == b'\n').enumerate() {
-                for &b in record {
-                    out.push(b);
-                    if b == 0xFF {
-                        out.push(0xFF);
-                    }
-                }
-                out.extend_from_slice(&[0xFF, if i + 1 == count { 3 } else { 1 }]);
-            }
-            return out;
-        }
-        Representation::Image => return seed.to_vec(),
-        Representation::Ascii(_) if records => seed.to_vec(),
-        Representation::Ascii(_) => seed.iter().copied().filter(|&b| b != b'\r').collect(),
-        Representation::Ebcdic(..) => seed
-            .iter()
-            .map(|&b| char::from(b))
-            .collect::<String>()
-            .into_bytes(),
-    };
-    if records && text.last().is_some_and(|&b| b != b'\n') {
-        text.push(b'\n');
-    }
-    text
-}
-
-fn codec_encode(
-    format: DataFormat,
-    stored: &[u8],
-    start: u64,
-    interval: Option<u64>,
-    chunk: usize,
-) -> Result<Vec<u8>, CodecError> {
-    let mut encoder = Encoder::new(format, start, interval);
-    let mut wire = Vec::new();
-    for piece in stored.chunks(chunk.max(1)) {
-        encoder.encode(piece, &mut wire)?;
-    }
-    encoder.finish(&mut wire)?;
-    Ok(wire)
-}
-
-/// A stored file made from arbitrary bytes, encoded then decoded. Byte 0 chooses the format
-/// ([`codec_format`]), byte 1 the restart-marker interval (0: none), byte 2 the size of each
-/// call (1–255; 0: all at once); the rest seeds the file ([`codec_carried`]).
-///
-/// Invariants: encoding succeeds (page structure may say the file is too large); the wire does
-/// not depend on the calls' size; decoding it gives the file back, in any read size; each
-/// marker's text is the offset the decoder reports; and an encoder started at the first
-/// marker's offset produces the rest of the wire exactly.
-pub fn codec_round_trip(data: &[u8]) {
-    let [format, interval, chunk, seed @ ..] = data else {
-        return;
-    };
-    let format = codec_format(*format);
-    let interval = (*interval > 0).then_some(u64::from(*interval));
-    let chunk = match chunk {
-        0 => usize::MAX,
-        n => usize::from(*n),
-    };
-    let stored = codec_carried(format, seed);
-    let wire = match codec_encode(format, &stored, 0, interval, chunk) {
-        Ok(wire) => wire,
-        Err(CodecError::TooLarge(_)) if format.structure == Structure::Page => return,
-        Err(e) => panic!("{format:?}: encoding failed: {e}"),
-    };
-    let whole = codec_encode(format, &stored, 0, interval, usize::MAX);
-    assert_eq!(
-        whole.as_ref(),
-        Ok(&wire),
-        "{format:?}: the calls' size changed the wire"
-    );
-    let (back, markers) = codec_decode_checked(format, &wire, 0, chunk)
-        .unwrap_or_else(|e| panic!("{format:?}: decoding our own wire failed: {e}"));
-    assert!(
-        back == stored,
-        "{format:?}: the round trip changed the file"
-    );
-    for (marker, _) in &markers {
-        assert_eq!(marker.sender, marker.offset.to_string(), "{format:?}");
-    }
-    if let Some((marker, after)) = markers.first() {
-        let from = usize::try_from(marker.offset).unwrap_or(usize::MAX);
-        let rest = codec_encode(
-            format,
-            stored.get(from..).unwrap_or_default(),
-            marker.offset,
-            interval,
-            chunk,
-        );
-        assert_eq!(
-            rest.as_deref(),
-            Ok(wire.get(*after..).unwrap_or_default()),
-            "{format:?}: restart at {}",
-            marker.offset
-        );
-    }
 }
