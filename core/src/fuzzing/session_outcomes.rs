@@ -13,7 +13,8 @@
 //! runtime only ever does what the contract allows it; the session must keep its side.
 //!
 //! What is checked, after every call:
-//! - every reply is well-formed ([`check_reply`]), and nothing follows `Close`;
+//! - every reply is well-formed ([`check_reply`]), and nothing follows `Close`; an open
+//!   session holds at most `max_buffered_input` bytes of input;
 //! - every command line gets exactly one final reply, in order, with a `1xx` only for a
 //!   transfer (`150` once its start is reported, `110` for each restart marker); while a
 //!   transfer runs only `STAT` and `NOOP` right behind its command are answered, so a
@@ -584,6 +585,14 @@ impl Driver {
         }
         self.session.handle_input(self.now, &bytes);
         self.drain(Fed::Input);
+        let (held, max) = (
+            self.session.buffered_input(),
+            self.config.max_buffered_input,
+        );
+        assert!(
+            self.closed || held <= max,
+            "an open session holds {held} bytes of input, more than {max}"
+        );
     }
 
     // ----- the runtime's side -----------------------------------------------------------
