@@ -814,7 +814,10 @@ impl Driver {
     fn settle(&mut self) {
         let mut zeros = Source { data: &[] };
         let mut waited = false;
-        for _ in 0..256 {
+        // Each command waiting needs a few actions (metadata, the change, a transfer's steps).
+        let queued = self.unsent.iter().filter(|&&b| b == b'\n').count();
+        let budget = 64 + 8 * (self.expect.len() + queued);
+        for _ in 0..budget {
             if self.closed {
                 break;
             }
