@@ -10,7 +10,7 @@
 //!   no panic, every reply well-formed ([`check_reply`]), no misuse of the runtime API, the
 //!   session's buffered input within `max_buffered_input` while it is open (plus one read
 //!   once it has closed).
-//! - [`session_outcomes`]: a session driven by a runtime whose every outcome, and its timing
+//! - [`session_outcomes()`]: a session driven by a runtime whose every outcome, and its timing
 //!   against the client's lines and the clock, is the fuzzer's choice; the contract's
 //!   invariants checked after every call ([`session_outcomes`](mod@session_outcomes) says
 //!   which).
@@ -25,8 +25,8 @@ use crate::testkit::{check_reply, seeded_bytes, Harness};
 use crate::TlsPolicy;
 use std::time::{Duration, Instant};
 
-mod codecs;
-mod session_outcomes;
+pub mod codecs;
+pub mod session_outcomes;
 pub use codecs::{codec_decode, codec_round_trip};
 pub use session_outcomes::session_outcomes;
 
@@ -44,7 +44,7 @@ pub fn parse_command(data: &[u8]) {
 /// - bit 7: small limits (a 24-byte line and a 64-byte input buffer) so that the short inputs
 ///   libFuzzer starts with reach the bounds.
 ///
-/// The second byte sets the server up ([`SessionSetup`]: who logs in before the input, if
+/// The second byte sets the server up (`SessionSetup`: who logs in before the input, if
 /// anyone; TLS available, required or implicit; anonymous login on or off; CCC; a client
 /// certificate), so that the input also runs sessions that never log in, or log in
 /// themselves with USER/PASS after AUTH TLS.

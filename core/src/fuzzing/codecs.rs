@@ -1,6 +1,6 @@
 //! The codec fuzz targets, `codec_decode` and `codec_round_trip`: the [`Encoder`] and the
-//! [`Decoder`] of every TYPE, STRU and MODE ([`format`]: all 420 combinations), fed in
-//! arbitrary splits ([`Splits`]), with restart markers taken up at any of them.
+//! [`Decoder`] of every TYPE, STRU and MODE (`format`: all 420 combinations), fed in
+//! arbitrary splits (`Splits`), with restart markers taken up at any of them.
 
 use crate::codec::{
     CodePage, CodecError, DataFormat, Decoder, Encoder, FormatControl, Marker, Mode,
@@ -125,9 +125,9 @@ fn decode(
     Ok((stored, markers))
 }
 
-/// Arbitrary wire bytes into a [`Decoder`]: byte 0 and 1 choose the format ([`format`]),
+/// Arbitrary wire bytes into a [`Decoder`]: byte 0 and 1 choose the format (`format`),
 /// byte 2 the stored offset it starts at (0, or a resumed upload's), then the reads' sizes
-/// ([`Splits`]); the rest is the wire.
+/// (`Splits`); the rest is the wire.
 ///
 /// Invariants: no panic; every call consumes at most its input, appends at most
 /// [`Decoder::MAX_OUTPUT`] and makes progress; the result (stored bytes and markers, or the
@@ -205,9 +205,9 @@ fn encode(
 }
 
 /// A stored file made from arbitrary bytes, encoded then decoded. Bytes 0 and 1 choose the
-/// format ([`format`]), byte 2 the restart-marker interval in stored bytes (0: none), byte 3
-/// the marker to restart at, then the calls' sizes ([`Splits`], for both the encoder and the
-/// decoder); the rest seeds the file ([`carried`]).
+/// format (`format`), byte 2 the restart-marker interval in stored bytes (0: none), byte 3
+/// the marker to restart at, then the calls' sizes (`Splits`, for both the encoder and the
+/// decoder); the rest seeds the file (`carried`).
 ///
 /// Invariants: encoding succeeds (page structure may say the file is too large); the wire does
 /// not depend on the calls' size; decoding it gives the file back, with the same markers, in

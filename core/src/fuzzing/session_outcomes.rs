@@ -42,7 +42,7 @@
 //!   `handle_disconnect` nothing is written.
 //!
 //! # Input
-//! Three setup bytes ([`Setup`]), then operations, each a letter whose value modulo 8 selects
+//! Three setup bytes (`Setup`: the configuration), then operations, each a letter whose value modulo 8 selects
 //! it (so `a` to `h` read naturally in a seed, and any byte is some operation) followed by
 //! its arguments. Once the input is used up every argument reads as zero, which always means
 //! the plain success.
