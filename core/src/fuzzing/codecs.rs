@@ -64,7 +64,7 @@ impl<'a> Splits<'a> {
     pub(super) const WHOLE: Splits<'static> = Splits { sizes: &[] };
 
     /// `data` cut into pieces.
-    fn pieces<'d>(self, mut data: &'d [u8]) -> Vec<&'d [u8]> {
+    fn pieces(self, mut data: &[u8]) -> Vec<&[u8]> {
         let mut pieces = Vec::new();
         let mut sizes = self.sizes.iter().cycle();
         while !data.is_empty() {
