@@ -487,7 +487,7 @@ impl Conn {
             "session {} login user={} peer={}",
             self.n, account.name, self.peer
         );
-        self.storage = Some(Box::new(fs));
+        self.storage = Some(fs);
         self.user = Some(account.name.clone());
         Ok(account)
     }

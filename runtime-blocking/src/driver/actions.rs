@@ -21,20 +21,30 @@ impl Connection<'_> {
     }
 
     /// Carries out one action of the core; a transfer becomes the connection's running task.
+    ///
+    /// The logins are carried out here and every other action by [`Self::run_other`], which
+    /// is not inlined: a worker thread keeps resident the deepest stack it ever touched, and
+    /// every session logs in, so the frames on the login path stay small (the other actions'
+    /// frame would add a page to each idle session; docs/sessions.md, memory).
     pub(super) fn run_action(&mut self, action: Action) {
         let id = action.id;
-        let no_storage = wharf_core::StorageError::PermissionDenied;
         match action.kind {
             ActionKind::Authenticate { user, password } => {
                 let checked = self.shared.users.authenticate(&user, password.expose());
-                let result = self.login(&user, checked, "password");
-                self.outcome(id, OutcomeKind::Authenticated(result));
+                self.login(id, &user, checked, "password");
             }
             ActionKind::AuthenticateCertificate { user } => {
                 let checked = self.shared.users.authenticate_certificate(&user);
-                let result = self.login(&user, checked, "client certificate");
-                self.outcome(id, OutcomeKind::Authenticated(result));
+                self.login(id, &user, checked, "client certificate");
             }
+            other => self.run_other(id, other),
+        }
+    }
+
+    #[inline(never)]
+    fn run_other(&mut self, id: ActionId, kind: ActionKind) {
+        let no_storage = wharf_core::StorageError::PermissionDenied;
+        match kind {
             ActionKind::StartTls => {
                 self.read_timeout = None;
                 self.start_tls(id)
@@ -118,22 +128,15 @@ impl Connection<'_> {
                 self.outcome(id, OutcomeKind::PassiveListening(r));
             }
             ActionKind::ClosePassive => self.passive = None,
-            ActionKind::Transfer(plan) => {
-                let listener = match plan.data {
-                    wharf_core::DataEndpoint::Passive => self.passive.take(),
-                    wharf_core::DataEndpoint::Active(_) => None,
-                };
-                let task = Transfer::new(id, plan, listener, self.shared);
-                self.task = Some(Task::Transfer(Box::new(task)));
-            }
+            ActionKind::Transfer(plan) => self.start_transfer(id, plan),
             ActionKind::Checksum {
                 path,
                 algorithm,
                 start,
                 end,
             } => {
-                let task = ChecksumTask::new(id, path, algorithm, start, end);
-                self.task = Some(Task::Checksum(Box::new(task)));
+                let task = Box::new(ChecksumTask::new(id, path, algorithm, start, end));
+                self.task = Some(Task::Checksum(task));
             }
             ActionKind::AbortTransfer { transfer } => {
                 // When none runs (it has ended already): nothing to stop.
@@ -191,6 +194,17 @@ impl Connection<'_> {
         }
     }
 
+    /// A transfer becomes the connection's running task (built in a frame of its own).
+    #[inline(never)]
+    fn start_transfer(&mut self, id: ActionId, plan: wharf_core::TransferPlan) {
+        let listener = match plan.data {
+            wharf_core::DataEndpoint::Passive => self.passive.take(),
+            wharf_core::DataEndpoint::Active(_) => None,
+        };
+        let task = Box::new(Transfer::new(id, plan, listener, self.shared));
+        self.task = Some(Task::Transfer(task));
+    }
+
     fn storage_do(
         &self,
         f: impl FnOnce(&dyn Storage) -> Result<(), wharf_core::StorageError>,
@@ -218,66 +232,73 @@ impl Connection<'_> {
 
     /// Completes a login the user store accepted (opening the user's storage and counting
     /// the login, with the counts passed to the core for its login limits), or logs why it
-    /// failed (a wrong password counts towards a ban of the address). `how` says what vouched
-    /// for the user, for the log.
-    fn login(
-        &mut self,
-        user: &str,
-        checked: Result<Login, LoginError>,
-        how: &str,
-    ) -> Result<wharf_core::Account, LoginError> {
+    /// failed (a wrong password counts towards a ban of the address), and tells the session.
+    /// `how` says what vouched for the user, for the log. The work around the opening of the
+    /// storage (which resolves the home folder, deep in libc) is in frames of its own.
+    #[inline(never)]
+    fn login(&mut self, id: ActionId, user: &str, checked: Result<Login, LoginError>, how: &str) {
         match checked {
             Ok(login) => match LocalFs::for_login(&login, self.shared.settings.atomic_uploads) {
-                Ok(fs) => {
-                    let mut account = login.account;
-                    info!(
-                        "session {} login user={} peer={} by {how}",
-                        self.id, account.name, self.peer
-                    );
-                    self.shared.login_succeeded(self.peer.ip());
-                    // A previous login of this session was released by its LoginEnded.
-                    let (slot, counts) =
-                        self.shared
-                            .count_login(&account.name, self.peer.ip(), account.anonymous);
-                    account.sessions = counts;
-                    self.login_slot = Some(slot);
-                    if let Some(control) = &self.tls {
-                        control.logged_in(&account.name);
-                    }
-                    self.tracker.authenticated(&account);
-                    self.storage = Some(Box::new(fs));
-                    self.user = Some(account.name.clone());
-                    Ok(account)
-                }
-                Err(e) => {
-                    error!(
-                        "session {}: user {} logged in but the home folder {} is unusable: {e}",
-                        self.id,
-                        login.account.name,
-                        login.home.display()
-                    );
-                    Err(LoginError::Unavailable(
-                        "the home folder of this account is not available.".into(),
-                    ))
-                }
+                Ok(fs) => self.logged_in(id, &login, fs, how),
+                Err(e) => self.home_unusable(id, &login, &e),
             },
-            Err(e) => {
-                // The name a client tried is worth logging; the password never is.
-                let shown: String = user.chars().take(64).collect();
-                info!(
-                    "session {} login failed user={shown:?} peer={} by {how}",
-                    self.id, self.peer
-                );
-                if e == LoginError::Invalid && self.shared.login_failed(self.peer.ip()) {
-                    warn!(
-                        "address {} banned for {} s after {} failed logins",
-                        self.peer.ip(),
-                        self.shared.settings.ban_duration.as_secs(),
-                        self.shared.settings.ban_after_failures
-                    );
-                }
-                Err(e)
-            }
+            Err(e) => self.login_refused(id, user, e, how),
         }
+    }
+
+    /// Counts a login whose storage is open, keeps the storage and tells the session.
+    #[inline(never)]
+    fn logged_in(&mut self, id: ActionId, login: &Login, fs: Box<LocalFs>, how: &str) {
+        let mut account = login.account.clone();
+        info!(
+            "session {} login user={} peer={} by {how}",
+            self.id, account.name, self.peer
+        );
+        self.shared.login_succeeded(self.peer.ip());
+        // A previous login of this session was released by its LoginEnded.
+        let (slot, counts) =
+            self.shared
+                .count_login(&account.name, self.peer.ip(), account.anonymous);
+        account.sessions = counts;
+        self.login_slot = Some(slot);
+        if let Some(control) = &self.tls {
+            control.logged_in(&account.name);
+        }
+        self.tracker.authenticated(&account);
+        self.storage = Some(fs);
+        self.user = Some(account.name.clone());
+        self.outcome(id, OutcomeKind::Authenticated(Ok(account)));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn home_unusable(&mut self, id: ActionId, login: &Login, e: &std::io::Error) {
+        error!(
+            "session {}: user {} logged in but the home folder {} is unusable: {e}",
+            self.id,
+            login.account.name,
+            login.home.display()
+        );
+        let e = LoginError::Unavailable("the home folder of this account is not available.".into());
+        self.outcome(id, OutcomeKind::Authenticated(Err(e)));
+    }
+
+    #[inline(never)]
+    fn login_refused(&mut self, id: ActionId, user: &str, e: LoginError, how: &str) {
+        // The name a client tried is worth logging; the password never is.
+        let shown: String = user.chars().take(64).collect();
+        info!(
+            "session {} login failed user={shown:?} peer={} by {how}",
+            self.id, self.peer
+        );
+        if e == LoginError::Invalid && self.shared.login_failed(self.peer.ip()) {
+            warn!(
+                "address {} banned for {} s after {} failed logins",
+                self.peer.ip(),
+                self.shared.settings.ban_duration.as_secs(),
+                self.shared.settings.ban_after_failures
+            );
+        }
+        self.outcome(id, OutcomeKind::Authenticated(Err(e)));
     }
 }

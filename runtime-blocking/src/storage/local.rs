@@ -52,25 +52,44 @@ impl LocalFs {
 
     /// The storage a login sees: a partner's tree (its folders made if missing), a home, or
     /// the anonymous root. `atomic` turns atomic uploads on.
-    pub fn for_login(login: &Login, atomic: bool) -> io::Result<LocalFs> {
+    ///
+    /// Every session runs this, on a worker thread that keeps resident the deepest stack it
+    /// ever touched: the root is resolved (libc's `realpath`, a few KiB of stack) before the
+    /// storage is put together, in a frame of its own, so that the two do not add up.
+    #[inline(never)]
+    pub fn for_login(login: &Login, atomic: bool) -> io::Result<Box<LocalFs>> {
+        if let View::Partner(folders) = &login.view {
+            make_tree(&login.home, folders)?;
+        }
+        let root = Root::new(&login.home)?;
+        Ok(LocalFs::configured(root, login, atomic))
+    }
+
+    #[inline(never)]
+    fn configured(root: Root, login: &Login, atomic: bool) -> Box<LocalFs> {
+        let mut fs = Box::new(LocalFs {
+            root,
+            owners: Owners::default(),
+            uploads: Uploads::default(),
+        });
         match &login.view {
-            View::Anonymous => LocalFs::new(&login.home),
+            View::Anonymous => {}
             View::Home => {
                 let a = &login.account;
-                Ok(LocalFs::new(&login.home)?
-                    .with_owner(&a.user, a.group())
-                    .modes_on_disk(true)
-                    .atomic(atomic))
+                fs.owners.owner = a.user.clone();
+                fs.owners.group = a.group().to_owned();
+                fs.owners.modes_on_disk = true;
+                fs.uploads.atomic = atomic;
             }
             View::Partner(folders) => {
-                make_tree(&login.home, folders)?;
-                Ok(LocalFs::new(&login.home)?
-                    .with_owner("root", "root")
-                    .recording(true)
-                    .atomic(atomic)
-                    .with_fixed(folders.clone()))
+                fs.owners.owner = "root".to_owned();
+                fs.owners.group = "root".to_owned();
+                fs.owners.recording = true;
+                fs.owners.fixed = folders.clone();
+                fs.uploads.atomic = atomic;
             }
         }
+        fs
     }
 
     /// The same storage, reporting entries without a record as owned by `owner` and `group`.
