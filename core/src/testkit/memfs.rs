@@ -381,8 +381,8 @@ impl MemFs {
         Ok(())
     }
 
-    /// Deletes a file ([`ActionKind::Delete`]).
-    pub fn delete(&mut self, path: &str) -> Result<(), StorageError> {
+    /// The contents of the stored file at `path` (a key), or why there is none.
+    fn stored_file(&self, path: &str) -> Result<&[u8], StorageError> {
         match self.entries.get(path) {
             None => Err(StorageError::NotFound),
             Some(Entry {
@@ -391,12 +391,16 @@ impl MemFs {
             Some(Entry {
                 node: Node::File(d),
                 ..
-            }) => {
-                self.bytes -= d.len() as u64;
-                self.entries.remove(path);
-                Ok(())
-            }
+            }) => Ok(d),
         }
+    }
+
+    /// Deletes a file ([`ActionKind::Delete`]).
+    pub fn delete(&mut self, path: &str) -> Result<(), StorageError> {
+        let len = self.stored_file(path)?.len() as u64;
+        self.bytes -= len;
+        self.entries.remove(path);
+        Ok(())
     }
 
     /// Renames a file or directory as rename(2) does ([`ActionKind::Rename`]): an existing
@@ -460,60 +464,32 @@ impl MemFs {
         start: u64,
         end: Option<u64>,
     ) -> Result<ChecksumValue, StorageError> {
-        match self.entries.get(path) {
-            None => Err(StorageError::NotFound),
-            Some(Entry {
-                node: Node::Dir, ..
-            }) => Err(StorageError::IsADirectory),
-            Some(Entry {
-                node: Node::File(d),
-                ..
-            }) => {
-                let len = d.len() as u64;
-                let end = end.unwrap_or(len).min(len);
-                let start = start.min(end);
-                let bytes = &d[start as usize..end as usize];
-                Ok(ChecksumValue {
-                    hex: format!("{:08x}", crc32(bytes)),
-                    start,
-                    end,
-                })
-            }
-        }
+        let d = self.stored_file(path)?;
+        let len = d.len() as u64;
+        let end = end.unwrap_or(len).min(len);
+        let start = start.min(end);
+        let bytes = &d[start as usize..end as usize];
+        Ok(ChecksumValue {
+            hex: format!("{:08x}", crc32(bytes)),
+            start,
+            end,
+        })
     }
 
     /// The size of a file on the wire in `format` ([`ActionKind::EncodedSize`]).
     pub fn encoded_size(&self, path: &str, format: DataFormat) -> Result<u64, StorageError> {
-        match self.entries.get(path) {
-            None => Err(StorageError::NotFound),
-            Some(Entry {
-                node: Node::Dir, ..
-            }) => Err(StorageError::IsADirectory),
-            Some(Entry {
-                node: Node::File(d),
-                ..
-            }) => match encode(d, format, 0, None) {
-                (wire, None) => Ok(wire.len() as u64),
-                (_, Some(e)) => Err(StorageError::Other(e.to_string())),
-            },
+        let d = self.stored_file(path)?;
+        match encode(d, format, 0, None) {
+            (wire, None) => Ok(wire.len() as u64),
+            (_, Some(e)) => Err(StorageError::Other(e.to_string())),
         }
     }
 
     /// The TYPE A size of a file ([`ActionKind::AsciiSize`]), counted in chunks as a runtime
     /// streaming the file would.
     pub fn ascii_size(&self, path: &str) -> Result<u64, StorageError> {
-        match self.entries.get(path) {
-            None => Err(StorageError::NotFound),
-            Some(Entry {
-                node: Node::Dir, ..
-            }) => Err(StorageError::IsADirectory),
-            Some(Entry {
-                node: Node::File(d),
-                ..
-            }) => {
-                let mut enc = AsciiEncoder::new();
-                Ok(d.chunks(4096).map(|c| enc.encoded_len(c)).sum())
-            }
-        }
+        let d = self.stored_file(path)?;
+        let mut enc = AsciiEncoder::new();
+        Ok(d.chunks(4096).map(|c| enc.encoded_len(c)).sum())
     }
 }
