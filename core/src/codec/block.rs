@@ -26,6 +26,30 @@ pub(super) const UNDEFINED: u8 = 0x0F;
 
 const MAX_BLOCK: usize = u16::MAX as usize;
 
+/// A descriptor's codes taking effect, at the end of its block (MODE B) or of the string its
+/// escape announced (MODE C): the restart marker held in `marker`, then the end of the
+/// record, then the end of the file (which sets `ended`). Returns whether it was a marker.
+pub(super) fn apply_descriptor(
+    descriptor: u8,
+    marker: &MarkerText,
+    ended: &mut bool,
+    out: &mut Vec<u8>,
+    unpack: &mut Unpack,
+) -> Result<bool, CodecError> {
+    let is_marker = descriptor & MARKER != 0;
+    if is_marker {
+        unpack.marker(marker.text(), out)?;
+    }
+    if descriptor & EOR != 0 {
+        unpack.eor(out)?;
+    }
+    if descriptor & EOF != 0 {
+        *ended = true;
+        unpack.eof(out)?;
+    }
+    Ok(is_marker)
+}
+
 /// MODE B on retrieve.
 #[derive(Clone, Debug, Default)]
 pub(super) struct BlockEncoder {
@@ -181,18 +205,7 @@ impl BlockDecoder {
 
     /// The block's descriptor codes take effect at its end. Returns whether it was a marker.
     fn end_block(&mut self, out: &mut Vec<u8>, unpack: &mut Unpack) -> Result<bool, CodecError> {
-        let marker = self.descriptor & MARKER != 0;
-        if marker {
-            unpack.marker(self.marker.text(), out)?;
-        }
-        if self.descriptor & EOR != 0 {
-            unpack.eor(out)?;
-        }
-        if self.descriptor & EOF != 0 {
-            self.ended = true;
-            unpack.eof(out)?;
-        }
-        Ok(marker)
+        apply_descriptor(self.descriptor, &self.marker, &mut self.ended, out, unpack)
     }
 
     /// The connection has closed.

@@ -21,7 +21,7 @@
 //! applies to an empty string; an escape followed by the connection's close is a truncated
 //! transfer (its string, maybe the file's last data, did not come).
 
-use super::block::{EOF, EOR, MARKER, UNDEFINED};
+use super::block::{apply_descriptor, EOF, EOR, MARKER, UNDEFINED};
 use super::store::{data_room, MarkerText, Unpack};
 use super::CodecError;
 
@@ -335,18 +335,7 @@ impl CompressedDecoder {
         let Some(descriptor) = self.current.take() else {
             return Ok(false);
         };
-        let marker = descriptor & MARKER != 0;
-        if marker {
-            unpack.marker(self.marker.text(), out)?;
-        }
-        if descriptor & EOR != 0 {
-            unpack.eor(out)?;
-        }
-        if descriptor & EOF != 0 {
-            self.ended = true;
-            unpack.eof(out)?;
-        }
-        Ok(marker)
+        apply_descriptor(descriptor, &self.marker, &mut self.ended, out, unpack)
     }
 
     /// The connection has closed. An escape whose string has not come is not taken as the end:

@@ -119,15 +119,7 @@ impl Encoder {
     }
 
     fn check(&self) -> Result<(), CodecError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        if self.finished {
-            return Err(CodecError::Malformed(
-                "the encoder has already finished".into(),
-            ));
-        }
-        Ok(())
+        usable(self.failed.as_ref(), self.finished, "encoder")
     }
 
     fn remember(&mut self, result: Result<(), CodecError>) -> Result<(), CodecError> {
@@ -533,15 +525,7 @@ impl Decoder {
     }
 
     fn check(&self) -> Result<(), CodecError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        if self.finished {
-            return Err(CodecError::Malformed(
-                "the decoder has already finished".into(),
-            ));
-        }
-        Ok(())
+        usable(self.failed.as_ref(), self.finished, "decoder")
     }
 }
 
@@ -552,4 +536,18 @@ enum ModeDecoder {
     Block(BlockDecoder),
     Compressed(CompressedDecoder),
     Deflate(Box<DeflateDecoder>),
+}
+
+/// An encoder or decoder that failed gives the same error again; one that finished takes
+/// nothing more.
+fn usable(failed: Option<&CodecError>, finished: bool, what: &str) -> Result<(), CodecError> {
+    if let Some(e) = failed {
+        return Err(e.clone());
+    }
+    if finished {
+        return Err(CodecError::Malformed(format!(
+            "the {what} has already finished"
+        )));
+    }
+    Ok(())
 }
