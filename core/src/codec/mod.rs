@@ -43,6 +43,8 @@ mod store;
 mod stream;
 mod text;
 
+#[cfg(any(test, fuzzing))]
+pub(crate) mod samples;
 #[cfg(test)]
 mod tests;
 

@@ -2,6 +2,7 @@
 //! [`Decoder`] of every TYPE, STRU and MODE (`format`: all 420 combinations), fed in
 //! arbitrary splits (`Splits`), with restart markers taken up at any of them.
 
+use crate::codec::samples::carried;
 use crate::codec::{
     CodePage, CodecError, DataFormat, Decoder, Encoder, FormatControl, Marker, Mode,
     Representation, Structure,
@@ -148,44 +149,6 @@ pub fn codec_decode(data: &[u8]) {
         pieces, whole,
         "{format:?}: the reads' size changed the result"
     );
-}
-
-/// A stored file made from `seed` that `format` carries unchanged: no CR in TYPE A's STRU F and
-/// P, Latin-1 characters for TYPE E, a final LF for text records, TYPE I records in their
-/// stored form (split at LF bytes).
-fn carried(format: DataFormat, seed: &[u8]) -> Vec<u8> {
-    let records = format.structure == Structure::Record;
-    let mut text = match format.representation {
-        Representation::Image if records => {
-            if seed.is_empty() {
-                return vec![0xFF, 2];
-            }
-            let mut out = Vec::new();
-            let count = seed.split(|&b| b == b'\n').count();
-            for (i, record) in seed.split(|&b| b == b'\n').enumerate() {
-                for &b in record {
-                    out.push(b);
-                    if b == 0xFF {
-                        out.push(0xFF);
-                    }
-                }
-                out.extend_from_slice(&[0xFF, if i + 1 == count { 3 } else { 1 }]);
-            }
-            return out;
-        }
-        Representation::Image => return seed.to_vec(),
-        Representation::Ascii(_) if records => seed.to_vec(),
-        Representation::Ascii(_) => seed.iter().copied().filter(|&b| b != b'\r').collect(),
-        Representation::Ebcdic(..) => seed
-            .iter()
-            .map(|&b| char::from(b))
-            .collect::<String>()
-            .into_bytes(),
-    };
-    if records && text.last().is_some_and(|&b| b != b'\n') {
-        text.push(b'\n');
-    }
-    text
 }
 
 fn encode(
