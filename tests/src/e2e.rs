@@ -192,6 +192,20 @@ impl Server {
             cmd.arg("--config").arg(path);
         }
         cmd.args(&opts.args);
+        Server::spawn(cmd, &bin, dir, root, stderr_path, stderr)
+    }
+
+    /// Runs `cmd` (the server program `program`) in `dir` with stderr to `stderr`, and waits
+    /// (bounded) for its first `listening on ftp://ADDR` line; the lines before it are kept.
+    /// The rest of its stdout is drained on a thread, so it never blocks on a full pipe.
+    fn spawn(
+        mut cmd: Command,
+        program: &Path,
+        dir: TempDir,
+        root: PathBuf,
+        stderr_path: PathBuf,
+        stderr: fs::File,
+    ) -> Server {
         cmd.current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -201,10 +215,7 @@ impl Server {
         }
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-
-        // Read stdout on a thread: the first `listening on` line goes to us, everything after
-        // is drained so the server never blocks on a full pipe.
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel::<String>();
         thread::spawn(move || {
@@ -218,33 +229,33 @@ impl Server {
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;
-        let mut seen = Vec::new();
+        let mut startup = Vec::new();
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(a) = line.trim().strip_prefix("listening on ftp://") {
-                        match a.parse::<SocketAddr>() {
-                            Ok(a) => break a,
-                            Err(e) => {
-                                let _ = child.kill();
-                                let _ = child.wait();
-                                panic!("cannot parse the address in {line:?}: {e}");
-                            }
-                        }
-                    }
-                    seen.push(line);
-                }
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait().ok();
-                    let err = fs::read_to_string(&stderr_path).unwrap_or_default();
                     panic!(
-                        "wharf did not print `listening on ftp://...` within {START_TIMEOUT:?} \
-                         (exit status {status:?}).\nstdout so far:\n{}\nstderr:\n{err}",
-                        seen.join("\n")
+                        "{} did not print `listening on ftp://...` within {START_TIMEOUT:?} \
+                         (exit status {status:?}).\nstdout so far:\n{}\nstderr:\n{}",
+                        program.display(),
+                        startup.join("\n"),
+                        fs::read_to_string(&stderr_path).unwrap_or_default()
                     );
                 }
+            };
+            let parsed =
+                (line.trim().strip_prefix("listening on ftp://")).map(str::parse::<SocketAddr>);
+            match parsed {
+                Some(Ok(addr)) => break addr,
+                Some(Err(e)) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("cannot parse the address in {line:?}: {e}");
+                }
+                None => startup.push(line),
             }
         };
         assert!(
@@ -254,7 +265,7 @@ impl Server {
         Server {
             child,
             addr,
-            startup: seen,
+            startup,
             root,
             stderr_path,
             dir,
@@ -408,68 +419,8 @@ impl Server {
             .arg(&root)
             .arg("--user")
             .arg(format!("{USER}:{PASSWORD}"))
-            .args(args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr));
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        // The first lines up to `listening on ftp://` come to us; the rest is drained.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel::<String>();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if tx.send(line).is_err() {
-                    for _ in lines.by_ref() {}
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut startup = Vec::new();
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => {
-                    let _ = child.kill();
-                    let status = child.wait().ok();
-                    panic!(
-                        "{} did not print `listening on ftp://...` within {START_TIMEOUT:?} \
-                         (exit status {status:?}).\nstdout so far:\n{}\nstderr:\n{}",
-                        program.display(),
-                        startup.join("\n"),
-                        fs::read_to_string(&stderr_path).unwrap_or_default()
-                    );
-                }
-            };
-            let parsed =
-                (line.trim().strip_prefix("listening on ftp://")).map(str::parse::<SocketAddr>);
-            match parsed {
-                Some(Ok(addr)) => break addr,
-                Some(Err(e)) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("cannot parse the address in {line:?}: {e}");
-                }
-                None => startup.push(line),
-            }
-        };
-        assert!(addr.ip().is_loopback(), "{addr} is not on loopback");
-        Server {
-            child,
-            addr,
-            startup,
-            root,
-            stderr_path,
-            dir,
-        }
+            .args(args);
+        Server::spawn(cmd, program, dir, root, stderr_path, stderr)
     }
 }
 
