@@ -84,6 +84,14 @@ struct Args {
     /// Only these kinds (comma-separated); default all.
     #[arg(long)]
     only: Option<String>,
+    /// Instead of the commands: MODE Z's codec on 64 MiB of generated text (TYPE A, read
+    /// 1 MiB at a time as the runtime reads a file), encoded at levels 1, 6 and 9, the level-6
+    /// stream decoded and compared with the text; the best of `--runs`.
+    #[arg(long)]
+    mode_z: bool,
+    /// Runs of each MODE Z measurement (the table shows the fastest).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
 }
 
 /// The fake runtime: answers actions in memory.
@@ -327,6 +335,13 @@ struct Row {
 
 fn main() {
     let args = Args::parse();
+    if args.mode_z {
+        if let Err(e) = mode_z::run(args.runs.clamp(1, 20)) {
+            eprintln!("core-bench: MODE Z: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let config = Arc::new(Config::default());
     let now = Instant::now();
     let only: Option<Vec<String>> = args.only.as_ref().map(|s| {
@@ -445,4 +460,137 @@ fn bench_kind(kind: &Kind, config: &Arc<Config>, now: Instant, args: &Args) -> R
         allocs: ALLOCS.load(Ordering::Relaxed),
         bytes: ALLOC_BYTES.load(Ordering::Relaxed),
     })
+}
+
+/// MODE Z: what deflating a download costs (docs/representations.md has the figures).
+mod mode_z {
+    use std::time::Instant;
+    use wharf_core::codec::{DataFormat, Decoder, Encoder, Mode, Representation};
+
+    const SIZE: usize = 64 << 20;
+
+    /// 64 MiB of text, the same every run: lines of nine words from a 16-word vocabulary,
+    /// picked by a linear congruential generator.
+    fn sample_text() -> Vec<u8> {
+        const WORDS: [&str; 16] = [
+            "invoice",
+            "order",
+            "2024-03-01",
+            "shipped",
+            "EUR",
+            "quantity",
+            "12",
+            "pallet",
+            "Rotterdam",
+            "customer",
+            "0042",
+            "received",
+            "status",
+            "OK",
+            "total",
+            "1,250.00",
+        ];
+        let mut text = Vec::with_capacity(SIZE);
+        let mut state = 1u32;
+        while text.len() < SIZE {
+            for _ in 0..9 {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                text.extend_from_slice(WORDS[(state >> 16) as usize % WORDS.len()].as_bytes());
+                text.push(b' ');
+            }
+            text.push(b'\n');
+        }
+        text.truncate(SIZE);
+        text
+    }
+
+    fn format(level: u8) -> DataFormat {
+        DataFormat {
+            representation: Representation::default(),
+            mode: Mode::Deflate { level },
+            ..DataFormat::default()
+        }
+    }
+
+    /// The text encoded 1 MiB at a time, and the seconds it took.
+    fn encode(text: &[u8], level: u8) -> Result<(Vec<u8>, f64), String> {
+        let start = Instant::now();
+        let mut e = Encoder::new(format(level), 0, None);
+        let mut wire = Vec::new();
+        for piece in text.chunks(1 << 20) {
+            e.encode(piece, &mut wire).map_err(|e| e.to_string())?;
+        }
+        e.finish(&mut wire).map_err(|e| e.to_string())?;
+        Ok((wire, start.elapsed().as_secs_f64()))
+    }
+
+    /// The wire decoded 64 KiB at a time (as a data connection delivers it), and the seconds.
+    fn decode(wire: &[u8], level: u8) -> Result<(Vec<u8>, f64), String> {
+        let start = Instant::now();
+        let mut d = Decoder::new(format(level), 0);
+        let mut out = Vec::with_capacity(SIZE);
+        for piece in wire.chunks(64 << 10) {
+            let mut rest = piece;
+            // Each call takes at least one byte or hands out output; bounded by the input.
+            for _ in 0..=(4 * piece.len() + 64) {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = d.decode(rest, &mut out).map_err(|e| e.to_string())?;
+                rest = &rest[n..];
+            }
+        }
+        d.finish(&mut out).map_err(|e| e.to_string())?;
+        Ok((out, start.elapsed().as_secs_f64()))
+    }
+
+    fn mib_per_s(secs: f64) -> f64 {
+        (SIZE as f64 / f64::from(1u32 << 20)) / secs.max(1e-9)
+    }
+
+    pub fn run(runs: u32) -> Result<(), String> {
+        let text = sample_text();
+        println!(
+            "{:<12} {:>12} {:>7} {:>10} {:>12}",
+            "MODE Z", "wire bytes", "ratio", "seconds", "MiB/s text"
+        );
+        let mut level6 = Vec::new();
+        for level in [1u8, 6, 9] {
+            let mut best = f64::INFINITY;
+            let mut wire = Vec::new();
+            for _ in 0..runs {
+                let (w, secs) = encode(&text, level)?;
+                best = best.min(secs);
+                wire = w;
+            }
+            println!(
+                "{:<12} {:>12} {:>6.1}:1 {:>10.2} {:>12.0}",
+                format!("encode L{level}"),
+                wire.len(),
+                text.len() as f64 / wire.len().max(1) as f64,
+                best,
+                mib_per_s(best)
+            );
+            if level == 6 {
+                level6 = wire;
+            }
+        }
+        let mut best = f64::INFINITY;
+        for _ in 0..runs {
+            let (out, secs) = decode(&level6, 6)?;
+            if out != text {
+                return Err("the level-6 stream did not decode to the text".into());
+            }
+            best = best.min(secs);
+        }
+        println!(
+            "{:<12} {:>12} {:>7} {:>10.2} {:>12.0}",
+            "decode L6",
+            level6.len(),
+            "",
+            best,
+            mib_per_s(best)
+        );
+        Ok(())
+    }
 }
