@@ -232,13 +232,7 @@ pub enum EntryRole {
 
 /// Appends the facts of `info` (without the leading space or the name), e.g.
 /// `type=file;size=12;modify=20260101000000;perm=adfrw;`.
-pub fn write_facts(
-    info: &FileInfo,
-    role: EntryRole,
-    perm: crate::policy::Perm,
-    facts: &Facts,
-    out: &mut String,
-) {
+pub fn write_facts(info: &FileInfo, role: EntryRole, perm: Perm, facts: &Facts, out: &mut String) {
     if facts.kind {
         let t = match (role, info.kind) {
             (EntryRole::Current, _) => "cdir",
@@ -279,7 +273,7 @@ pub fn write_facts(
 pub fn write_mlsd_line(
     info: &FileInfo,
     role: EntryRole,
-    perm: crate::policy::Perm,
+    perm: Perm,
     facts: &Facts,
     out: &mut String,
 ) {
@@ -379,6 +373,64 @@ pub fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// The letters of the MLSD/MLST `perm` fact (RFC 3659 §7.5.5), in alphabetical order, held
+/// inline (no allocation per listed entry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Perm {
+    letters: u16,
+}
+
+const PERM_LETTERS: [u8; 10] = *b"acdeflmprw";
+
+impl Perm {
+    /// The same with `letter` added when `on`.
+    pub(crate) fn with(mut self, letter: u8, on: bool) -> Perm {
+        if on {
+            if let Some(i) = PERM_LETTERS.iter().position(|&l| l == letter) {
+                self.letters |= 1 << i;
+            }
+        }
+        self
+    }
+
+    /// The letters of `s` that are perm letters (others are ignored), e.g. `"adfrw"`.
+    pub fn from_letters(s: &str) -> Perm {
+        s.bytes().fold(Perm::default(), |p, b| p.with(b, true))
+    }
+
+    /// Only the letters that do not change anything (`e`, `l`, `r`): for read-only accounts.
+    pub fn read_only(self) -> Perm {
+        Perm::default()
+            .with(b'e', self.has(b'e'))
+            .with(b'l', self.has(b'l'))
+            .with(b'r', self.has(b'r'))
+    }
+
+    fn has(self, letter: u8) -> bool {
+        PERM_LETTERS
+            .iter()
+            .position(|&l| l == letter)
+            .is_some_and(|i| self.letters & (1 << i) != 0)
+    }
+
+    /// Appends the letters to `out`.
+    pub fn write_to(self, out: &mut String) {
+        for (i, &l) in PERM_LETTERS.iter().enumerate() {
+            if self.letters & (1 << i) != 0 {
+                out.push(char::from(l));
+            }
+        }
+    }
+}
+
+impl core::fmt::Display for Perm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut s = String::with_capacity(10);
+        self.write_to(&mut s);
+        f.write_str(&s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,7 +474,7 @@ mod tests {
         write_mlsd_line(
             &f,
             EntryRole::Entry,
-            crate::policy::Perm::from_letters("adfrw"),
+            Perm::from_letters("adfrw"),
             &Facts::default(),
             &mut s,
         );
@@ -436,7 +488,7 @@ mod tests {
         write_mlsd_line(
             &f,
             EntryRole::Entry,
-            crate::policy::Perm::from_letters("r"),
+            Perm::from_letters("r"),
             &facts,
             &mut s,
         );

@@ -5,6 +5,7 @@
 //! runtime behind its own lock; the rules for reading and changing it live here so that every
 //! runtime decides the same way and tests can drive them with a fake clock.
 
+pub use crate::listing::Perm;
 use crate::listing::{FileInfo, FileKind};
 use core::fmt;
 use core::net::IpAddr;
@@ -274,63 +275,6 @@ pub fn allowed(who: Principal<'_>, info: &FileInfo, access: Access) -> bool {
 pub fn may_unlink(who: Principal<'_>, dir: &FileInfo, entry: &FileInfo) -> bool {
     allowed(who, dir, Access::Write)
         && (dir.mode & 0o1000 == 0 || entry.owner == who.user || dir.owner == who.user)
-}
-
-/// The letters of the MLSD/MLST `perm` fact (RFC 3659 §7.5.5), in alphabetical order, held
-/// inline (no allocation per listed entry).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Perm {
-    letters: u16,
-}
-
-const PERM_LETTERS: [u8; 10] = *b"acdeflmprw";
-
-impl Perm {
-    fn with(mut self, letter: u8, on: bool) -> Perm {
-        if on {
-            if let Some(i) = PERM_LETTERS.iter().position(|&l| l == letter) {
-                self.letters |= 1 << i;
-            }
-        }
-        self
-    }
-
-    /// The letters of `s` that are perm letters (others are ignored), e.g. `"adfrw"`.
-    pub fn from_letters(s: &str) -> Perm {
-        s.bytes().fold(Perm::default(), |p, b| p.with(b, true))
-    }
-
-    /// Only the letters that do not change anything (`e`, `l`, `r`): for read-only accounts.
-    pub fn read_only(self) -> Perm {
-        Perm::default()
-            .with(b'e', self.has(b'e'))
-            .with(b'l', self.has(b'l'))
-            .with(b'r', self.has(b'r'))
-    }
-
-    fn has(self, letter: u8) -> bool {
-        PERM_LETTERS
-            .iter()
-            .position(|&l| l == letter)
-            .is_some_and(|i| self.letters & (1 << i) != 0)
-    }
-
-    /// Appends the letters to `out`.
-    pub fn write_to(self, out: &mut String) {
-        for (i, &l) in PERM_LETTERS.iter().enumerate() {
-            if self.letters & (1 << i) != 0 {
-                out.push(char::from(l));
-            }
-        }
-    }
-}
-
-impl fmt::Display for Perm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::with_capacity(10);
-        self.write_to(&mut s);
-        f.write_str(&s)
-    }
 }
 
 /// The MLSD/MLST `perm` fact for `entry` in a directory `dir`. `fixed` marks a virtual

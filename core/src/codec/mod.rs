@@ -28,8 +28,10 @@
 //! | `record` | STRU R: the 0xFF escapes (MODE S's record form and TYPE I's stored form) |
 //! | `page` | STRU P: page headers |
 //! | `stream`, `block`, `compressed`, `deflate` | MODE S, B, C and Z |
+//! | `wire` | the retrieve side below the sources: the page packer, then the mode's encoder |
 //! | `store` | the store side of representation and structure, and restart-marker offsets |
 //! | `pipeline` | [`Encoder`] and [`Decoder`]: the layers put together |
+//! | `samples` | (tests and fuzzing) stored files a format carries unchanged |
 
 mod ascii;
 mod block;
@@ -42,6 +44,7 @@ mod record;
 mod store;
 mod stream;
 mod text;
+mod wire;
 
 #[cfg(any(test, fuzzing))]
 pub(crate) mod samples;

@@ -11,14 +11,15 @@
 //! end (text), after an end of record (STRU R), at a page boundary (TYPE I STRU P), anywhere
 //! (TYPE I STRU F). Text in STRU P gets none.
 
-use super::block::{BlockDecoder, BlockEncoder};
-use super::compressed::{CompressedDecoder, CompressedEncoder};
-use super::deflate::{DeflateDecoder, DeflateEncoder};
+use super::block::BlockDecoder;
+use super::compressed::CompressedDecoder;
+use super::deflate::DeflateDecoder;
 use super::page::{PageEncoder, PAGE_DATA};
 use super::record::{EscapeParser, Item, Parsed};
 use super::store::Unpack;
-use super::stream::{StreamDecoder, StreamEncoder};
+use super::stream::StreamDecoder;
 use super::text::TextSource;
+use super::wire::{filler, ModeEncoder, Wire};
 use super::{CodecError, DataFormat, Marker, Mode, Representation, Structure};
 
 /// Retrieve: stored file bytes in, wire bytes out, for one transfer.
@@ -171,38 +172,6 @@ impl Encoder {
     }
 }
 
-/// Where a source's output goes: the page packer if any, then the mode.
-pub(super) struct Wire<'a> {
-    pages: Option<&'a mut PageEncoder>,
-    page_bytes: &'a mut Vec<u8>,
-    mode: &'a mut ModeEncoder,
-    out: &'a mut Vec<u8>,
-}
-
-impl Wire<'_> {
-    /// Data in the wire's representation.
-    pub(super) fn data(&mut self, data: &[u8]) -> Result<(), CodecError> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        match self.pages.as_mut() {
-            Some(pages) => {
-                self.page_bytes.clear();
-                pages.data(data, self.page_bytes)?;
-                self.mode.data(self.page_bytes, self.out)?;
-                self.page_bytes.clear();
-                Ok(())
-            }
-            None => self.mode.data(data, self.out),
-        }
-    }
-
-    /// The end of a record.
-    pub(super) fn eor(&mut self) -> Result<(), CodecError> {
-        self.mode.eor(self.out)
-    }
-}
-
 /// What reads the stored file on retrieve.
 #[derive(Debug)]
 enum Source {
@@ -345,78 +314,6 @@ fn not_records(offset: u64, why: &str) -> CodecError {
     CodecError::Malformed(format!(
         "the stored file is not record-structured at byte {offset}: {why} (retrieve it with STRU F)"
     ))
-}
-
-/// The mode on retrieve.
-#[derive(Debug)]
-enum ModeEncoder {
-    Stream(StreamEncoder),
-    Block(BlockEncoder),
-    Compressed(Box<CompressedEncoder>),
-    Deflate(Box<DeflateEncoder>),
-}
-
-impl ModeEncoder {
-    fn new(format: DataFormat) -> ModeEncoder {
-        let records = format.structure == Structure::Record;
-        match format.mode {
-            Mode::Stream => ModeEncoder::Stream(StreamEncoder::new(records)),
-            Mode::Block => ModeEncoder::Block(BlockEncoder::default()),
-            Mode::Compressed => ModeEncoder::Compressed(Box::new(CompressedEncoder::new(filler(
-                format.representation,
-            )))),
-            Mode::Deflate { level } => {
-                ModeEncoder::Deflate(Box::new(DeflateEncoder::new(level, records)))
-            }
-        }
-    }
-
-    fn data(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        match self {
-            ModeEncoder::Stream(s) => s.data(data, out),
-            ModeEncoder::Block(b) => b.data(data, out),
-            ModeEncoder::Compressed(c) => c.data(data, out),
-            ModeEncoder::Deflate(z) => return z.data(data, out),
-        }
-        Ok(())
-    }
-
-    fn eor(&mut self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        match self {
-            ModeEncoder::Stream(s) => s.eor(out),
-            ModeEncoder::Block(b) => b.eor(out),
-            ModeEncoder::Compressed(c) => c.eor(out),
-            ModeEncoder::Deflate(z) => return z.eor(out),
-        }
-        Ok(())
-    }
-
-    fn marker(&mut self, text: &[u8], out: &mut Vec<u8>) {
-        match self {
-            ModeEncoder::Block(b) => b.marker(text, out),
-            ModeEncoder::Compressed(c) => c.marker(text, out),
-            ModeEncoder::Stream(_) | ModeEncoder::Deflate(_) => {}
-        }
-    }
-
-    fn eof(&mut self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        match self {
-            ModeEncoder::Stream(s) => s.eof(out),
-            ModeEncoder::Block(b) => b.eof(out),
-            ModeEncoder::Compressed(c) => c.eof(out),
-            ModeEncoder::Deflate(z) => return z.eof(out),
-        }
-        Ok(())
-    }
-}
-
-/// MODE C's filler byte: the wire's space for text, zero for TYPE I.
-fn filler(representation: Representation) -> u8 {
-    match representation {
-        Representation::Image => 0x00,
-        Representation::Ascii(_) => 0x20,
-        Representation::Ebcdic(..) => 0x40,
-    }
 }
 
 /// Store: wire bytes in, stored file bytes out, for one transfer.

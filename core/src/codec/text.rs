@@ -11,7 +11,7 @@
 
 use super::ascii::AsciiEncoder;
 use super::ebcdic::{Table, Utf8ToEbcdic};
-use super::pipeline::Wire;
+use super::wire::Wire;
 use super::{CodePage, CodecError};
 
 /// How much input is converted at a time (bounds the scratch buffer).
