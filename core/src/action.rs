@@ -781,6 +781,9 @@ pub struct UserSummary {
     pub max_logins_per_ip: Option<u32>,
     /// Allowed addresses (empty: any).
     pub allowed_ips: Vec<String>,
+    /// The servers the user may use in third-party (FXP) transfers: its own list, else its
+    /// partner's; `None`: the server's (`fxp_peers`). An empty list: none.
+    pub fxp_peers: Option<Vec<String>>,
 }
 
 /// Why a login was refused.

@@ -332,7 +332,7 @@ fn format_user(u: &UserSummary) -> String {
         Some(n) if n > 0 => format!("{n}{unit}"),
         _ => "unlimited".to_owned(),
     };
-    let rows: [(&str, String); 13] = [
+    let rows: [(&str, String); 14] = [
         ("userid", u.name.clone()),
         ("userpassword", "********".into()),
         ("partner", u.partner.clone().unwrap_or_else(|| "-".into())),
@@ -358,6 +358,14 @@ fn format_user(u: &UserSummary) -> String {
                 "any".into()
             } else {
                 u.allowed_ips.join(", ")
+            },
+        ),
+        (
+            "fxppeers",
+            match &u.fxp_peers {
+                None => "server default".into(),
+                Some(peers) if peers.is_empty() => "none".into(),
+                Some(peers) => peers.join(", "),
             },
         ),
     ];

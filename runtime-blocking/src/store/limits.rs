@@ -171,12 +171,18 @@ impl UserLimits {
         s.max_logins = limit(self.max_logins);
         s.max_logins_per_ip = limit(self.max_logins_per_ip);
         s.allowed_ips = self.allow_ip.iter().map(ToString::to_string).collect();
+        s.fxp_peers = self.fxp_peers.as_ref().map(|peers| cidr_strings(peers));
     }
 }
 
 /// A limit as the core takes it: `None` for 0, no limit.
 fn limit<N: Default + PartialEq>(n: N) -> Option<N> {
     (n != N::default()).then_some(n)
+}
+
+/// A list of addresses as text, one string each.
+pub fn cidr_strings(list: &[Cidr]) -> Vec<String> {
+    list.iter().map(ToString::to_string).collect()
 }
 
 /// A list of addresses as a TOML array of strings.

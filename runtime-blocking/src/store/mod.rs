@@ -74,5 +74,5 @@ pub use entry::{
     StoreData, UserEntry, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, RESERVED_USER,
 };
 pub use keys::{FOLDER_KEYS, PARTNER_KEYS, USER_KEYS};
-pub use limits::{parse_cidr, UserLimits, LIMIT_KEYS};
+pub use limits::{cidr_strings, parse_cidr, UserLimits, LIMIT_KEYS};
 pub use read::{load, parse};

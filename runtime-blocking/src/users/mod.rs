@@ -275,6 +275,13 @@ impl UserStore {
         s.write = e.write;
         s.admin = e.admin;
         e.limits.describe(&mut s);
+        if s.fxp_peers.is_none() {
+            // No list of its own: its partner's, if that has one.
+            let partner = e.partner().and_then(|p| self.partners.get(p));
+            s.fxp_peers = partner
+                .and_then(|p| p.fxp_peers.as_deref())
+                .map(crate::store::cidr_strings);
+        }
         Some(s)
     }
 }
@@ -448,8 +455,10 @@ mod tests {
         let h = hash_password("pw").unwrap();
         let text = format!(
             "[[partner]]\nname = \"acme\"\ndeny_ip = [\"127.0.0.2\"]\nfile_mode = \"0440\"\n\
+             fxp_peers = [\"192.0.2.0/24\"]\n\
              [[user]]\nname = \"acme/alice\"\npassword = \"{h}\"\nadmin = true\n\
-             idle_time_secs = 30\nupload_rate = 1000\nmax_logins = 2\nallow_ip = [\"127.0.0.0/8\"]\n"
+             idle_time_secs = 30\nupload_rate = 1000\nmax_logins = 2\nallow_ip = [\"127.0.0.0/8\"]\n\
+             [[user]]\nname = \"acme/bob\"\npassword = \"{h}\"\nfxp_peers = []\n"
         );
         let data = store::parse(&text, "u.toml", Path::new("/etc"), Path::new("/srv/p")).unwrap();
         let users = Users::new(data, Vec::new(), None, DEFAULT_LOGIN_CACHE).unwrap();
@@ -473,6 +482,10 @@ mod tests {
         assert_eq!(d.partner.as_deref(), Some("acme"));
         assert_eq!(d.allowed_ips, ["127.0.0.0/8"]);
         assert_eq!(d.home, "/srv/p/acme");
+        // SITE DESCUSER shows the FXP peers that apply: the partner's, or the user's own.
+        assert_eq!(d.fxp_peers, Some(vec!["192.0.2.0/24".to_owned()]));
+        let bob = users.describe("acme/bob").unwrap();
+        assert_eq!(bob.fxp_peers, Some(Vec::new()));
         assert!(users.describe("nobody").is_none());
 
         // A reload replaces the accounts; --user accounts stay.

@@ -203,6 +203,10 @@ impl Harness {
                     max_logins: a.max_logins,
                     max_logins_per_ip: a.max_logins_per_ip,
                     allowed_ips: a.ip_filter.allow.iter().map(ToString::to_string).collect(),
+                    fxp_peers: a
+                        .fxp_peers
+                        .as_ref()
+                        .map(|peers| peers.iter().map(ToString::to_string).collect()),
                 }
             })),
         }
