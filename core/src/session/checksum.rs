@@ -4,30 +4,10 @@
 //! would receive them; the runtime computes it, streamed, as a task the session treats like a
 //! transfer (ABOR stops it, STAT shows its progress, other commands wait).
 
-use super::data::Direction;
-use super::files::Op;
+use super::requests::{ChecksumForm, ChecksumRequest, Direction, Op};
 use super::Session;
 use crate::action::{ActionKind, ChecksumAlgorithm, ChecksumValue, TransferError};
 use crate::path::VirtualPath;
-
-/// Which command asked, for the reply's form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ChecksumForm {
-    /// HASH: `213 <algorithm> <start>-<end> <hex> <path>`, the end included.
-    Hash,
-    /// XCRC and its kin: `250 <hex>`.
-    X,
-}
-
-/// A checksum the session waits for.
-#[derive(Debug)]
-pub(super) struct ChecksumRequest {
-    pub(super) form: ChecksumForm,
-    pub(super) algorithm: ChecksumAlgorithm,
-    pub(super) start: u64,
-    /// The end of the range, excluded.
-    pub(super) end: Option<u64>,
-}
 
 impl Session {
     /// `OPTS HASH [algorithm]`.

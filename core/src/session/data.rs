@@ -1,7 +1,7 @@
 //! Data connections: PASV/EPSV/LPSV and PORT/EPRT/LPRT (with the bounce and theft checks),
 //! and the life of a transfer from the transfer command to its final reply and events.
 
-use super::checksum::ChecksumRequest;
+use super::requests::{ChecksumRequest, Direction};
 use super::{Login, Pending, Session};
 use crate::action::{
     ActionId, ActionKind, DataEndpoint, DataProtection, EventKind, OutcomeKind, StorageError,
@@ -34,16 +34,6 @@ pub(super) enum PassiveKind {
     Pasv,
     Epsv,
     Lpsv,
-}
-
-/// Which way a file moves, for the events after the transfer; or a checksum, which the
-/// session runs like a transfer without a data connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Direction {
-    Download,
-    Upload,
-    Listing,
-    Checksum,
 }
 
 #[derive(Debug)]
@@ -251,7 +241,7 @@ impl Session {
 
     pub(super) fn cmd_store(&mut self, arg: &str, mode: StoreMode) {
         if self.need_data() {
-            self.check_change(arg, super::files::Op::Store { mode });
+            self.check_change(arg, super::requests::Op::Store { mode });
         }
     }
 

@@ -6,7 +6,7 @@
 //! and only then asks the runtime to act. Permissions are checked on the entry and on the
 //! directory that holds it, not on every ancestor.
 
-use super::list::ListRequest;
+use super::requests::Op;
 use super::{Pending, Session};
 use crate::action::{ActionKind, EventKind, Ownership, StorageError, StoreMode};
 use crate::codec;
@@ -15,26 +15,6 @@ use crate::path::{PathError, VirtualPath};
 use crate::policy::{self, Access, Perm, Principal};
 use crate::reply::{quote_path, Reply};
 use crate::time::UnixTime;
-
-/// What a checked command will do once its metadata is in.
-#[derive(Debug)]
-pub(super) enum Op {
-    Cwd,
-    Retr { offset: u64 },
-    Store { mode: StoreMode },
-    Mkd,
-    Rmd,
-    Dele,
-    Rnfr,
-    Rnto { from: VirtualPath },
-    Chmod { mode: u32 },
-    SetTime { time: UnixTime },
-    Checksum(Box<super::checksum::ChecksumRequest>),
-    Size,
-    Mdtm,
-    Mlst,
-    List(Box<ListRequest>),
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lookup {

@@ -241,7 +241,7 @@ impl Session {
                 return;
             }
         };
-        self.check_change(path, super::files::Op::Chmod { mode });
+        self.check_change(path, super::requests::Op::Chmod { mode });
     }
 
     fn admin_query(&mut self, cmd: AdminCommand, query: AdminQuery, name: &str) {

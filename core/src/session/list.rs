@@ -1,38 +1,13 @@
 //! Directory listings: LIST, NLST, MLSD on the data connection and STAT of a path on the
 //! control connection, with globs on the last component.
 
-use super::files::{Check, Op};
+use super::files::Check;
+use super::requests::{ListKind, ListRequest, Op};
 use super::{Pending, Session};
 use crate::action::{ActionKind, StorageError};
 use crate::listing::{self, EntryRole, FileInfo};
-use crate::path::VirtualPath;
 use crate::policy::{self, Access};
 use crate::time::UnixTime;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ListKind {
-    List,
-    Nlst,
-    Mlsd,
-    /// STAT with a path: an `ls -l` listing on the control connection.
-    Stat,
-}
-
-#[derive(Debug)]
-pub(super) struct ListRequest {
-    kind: ListKind,
-    /// The path as resolved (a directory or a file, or the directory of a glob).
-    pub(super) target: VirtualPath,
-    /// A glob on the last component, if any.
-    pattern: Option<String>,
-    /// Set when the target turned out to be a file: list its directory, keeping only this
-    /// name (so that the date column is judged against the wall clock like any listing).
-    exact: Option<String>,
-    /// For NLST of a glob: the directory part as the client wrote it, prefixed to each name.
-    prefix: String,
-    /// Metadata of the listed directory (for MLSD's `cdir` entry and the `perm` facts).
-    dir: Option<FileInfo>,
-}
 
 impl Session {
     pub(super) fn cmd_list(&mut self, kind: ListKind, arg: Option<&str>) {

@@ -23,6 +23,7 @@ mod format;
 mod info;
 mod list;
 mod login;
+mod requests;
 mod tls;
 
 use crate::action::{
@@ -42,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use data::{DataSetup, PassiveKind, Transfer};
 use files::Check;
-use list::{ListKind, ListRequest};
+use requests::{ListKind, ListRequest};
 use tls::ControlTls;
 
 /// What the session wants done; drain with [`Session::poll_output`].
@@ -564,7 +565,7 @@ impl Session {
                 let q = quote_path(self.cwd.as_str());
                 self.reply(257, &format!("{q} is the current directory."));
             }
-            Command::Cwd(arg) => self.check_path(arg, files::Op::Cwd),
+            Command::Cwd(arg) => self.check_path(arg, requests::Op::Cwd),
             Command::Cdup => {
                 self.cwd = self.cwd.parent();
                 let text = format!("Directory changed to {}.", self.cwd);
@@ -573,18 +574,18 @@ impl Session {
             Command::Smnt(_) => {
                 self.reply(202, "SMNT not needed; the whole tree is one file system.")
             }
-            Command::Mkd(arg) => self.check_change(arg, files::Op::Mkd),
-            Command::Rmd(arg) => self.check_change(arg, files::Op::Rmd),
-            Command::Dele(arg) => self.check_change(arg, files::Op::Dele),
-            Command::Rnfr(arg) => self.check_change(arg, files::Op::Rnfr),
+            Command::Mkd(arg) => self.check_change(arg, requests::Op::Mkd),
+            Command::Rmd(arg) => self.check_change(arg, requests::Op::Rmd),
+            Command::Dele(arg) => self.check_change(arg, requests::Op::Dele),
+            Command::Rnfr(arg) => self.check_change(arg, requests::Op::Rnfr),
             Command::Rnto(arg) => match rename_from {
                 None => self.reply(503, "RNFR required first."),
-                Some(from) => self.check_change(arg, files::Op::Rnto { from }),
+                Some(from) => self.check_change(arg, requests::Op::Rnto { from }),
             },
-            Command::Size(arg) => self.check_path(arg, files::Op::Size),
-            Command::Mdtm(arg) => self.check_path(arg, files::Op::Mdtm),
+            Command::Size(arg) => self.check_path(arg, requests::Op::Size),
+            Command::Mdtm(arg) => self.check_path(arg, requests::Op::Mdtm),
             Command::Mfmt { time, path, .. } => {
-                self.check_change(path, files::Op::SetTime { time })
+                self.check_change(path, requests::Op::SetTime { time })
             }
             Command::Type(t) => self.cmd_type(t),
             Command::Stru(st) => self.cmd_stru(st),
@@ -606,7 +607,7 @@ impl Session {
             Command::Retr(arg) => {
                 if self.need_data() {
                     let offset = rest.unwrap_or(0);
-                    self.check_path(arg, files::Op::Retr { offset });
+                    self.check_path(arg, requests::Op::Retr { offset });
                 }
             }
             Command::Stor(arg) => {
@@ -623,7 +624,7 @@ impl Session {
             Command::List(args) => self.cmd_list(ListKind::List, args.path),
             Command::Nlst(args) => self.cmd_list(ListKind::Nlst, args.path),
             Command::Mlsd(arg) => self.cmd_list(ListKind::Mlsd, arg),
-            Command::Mlst(arg) => self.check_path(arg.unwrap_or("."), files::Op::Mlst),
+            Command::Mlst(arg) => self.check_path(arg.unwrap_or("."), requests::Op::Mlst),
             Command::Stat(args) => match args.path {
                 None => self.cmd_server_status(),
                 Some(p) => self.cmd_list(ListKind::Stat, Some(p)),
