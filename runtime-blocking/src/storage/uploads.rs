@@ -563,6 +563,11 @@ fn open_for(path: &Path, mode: StoreMode) -> Result<File, StorageError> {
     if !meta.is_file() {
         return Err(StorageError::PermissionDenied);
     }
+    // Positioned where the upload writes: an O_APPEND file reports 0 until its first write,
+    // and the driver counts restart markers (and keeps a failed upload up to one) from here.
+    if mode == StoreMode::Append {
+        file.seek(SeekFrom::End(0)).map_err(|e| map_io_error(&e))?;
+    }
     if let StoreMode::Resume(offset) = mode {
         if offset > meta.len() {
             return Err(beyond_the_end(offset, meta.len()));
@@ -813,6 +818,32 @@ mod tests {
                 .filter(|n| n.starts_with(".wharf-part") || n.starts_with(".wharf-resume"))
                 .collect();
             assert!(left.is_empty(), "{left:?}");
+        }
+    }
+
+    #[test]
+    fn an_append_starts_at_the_end_and_a_failed_one_keeps_the_old_bytes() {
+        for atomic in [true, false] {
+            let (t, fs) = partner_tree(if atomic { "appe-atomic" } else { "appe" }, atomic);
+            let inbox = t.0.join("acme/Inbox");
+            let alice = || Some(own("alice", "acme", 0o644));
+            let mut f = begin(&fs, "/Inbox/log.txt", StoreMode::Create, alice());
+            f.write_all(b"old").unwrap();
+            drop(f);
+            fs.finish_upload(UploadEnd::Complete).unwrap();
+            // The driver takes the file's position as the offset markers count from.
+            let mut f = begin(&fs, "/Inbox/log.txt", StoreMode::Append, alice());
+            assert_eq!(f.stream_position().unwrap(), 3, "atomic {atomic}");
+            f.write_all(b"abcdef").unwrap();
+            drop(f);
+            // Cut after a marker acknowledged at stored offset 7 (3 old + 4 new bytes).
+            fs.finish_upload(UploadEnd::KeepUpTo(7)).unwrap();
+            let got = fs::read(inbox.join("log.txt")).unwrap();
+            if atomic {
+                assert_eq!(got, b"old");
+            } else {
+                assert_eq!(got, b"oldabcd");
+            }
         }
     }
 
