@@ -39,7 +39,7 @@ pub struct Shared {
     logins: Logins,
     /// The connections being served.
     connections: Arc<Connections>,
-    /// Uploads going direct right now (see [`crate::transfer::direct::Slot`]).
+    /// Uploads going direct right now (each holds one of them while it runs: `driver/transfer/direct.rs`).
     pub(crate) direct_uploads: AtomicUsize,
 }
 

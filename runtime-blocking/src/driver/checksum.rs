@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wharf_core::{
-    ActionId, ChecksumAlgorithm, ChecksumValue, Lost, OutcomeKind, StorageError, TransferError,
+    ActionId, ChecksumAlgorithm, ChecksumValue, OutcomeKind, StorageError, TransferError,
     VirtualPath,
 };
 
@@ -28,7 +28,8 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 /// The most checksums that run at once: the number of CPUs (at least 2).
 pub fn max_at_once() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
 }
 
 /// One of the [`max_at_once`] places, given back when dropped.
@@ -150,10 +151,7 @@ impl ChecksumTask {
     pub fn step(&mut self, storage: Option<&dyn Storage>) -> Step {
         let ended = |r| Step::Ended(OutcomeKind::Checksummed(r));
         if let Some(i) = self.stop {
-            return ended(Err(match i {
-                Interrupt::Abort => TransferError::Aborted,
-                Interrupt::Close => TransferError::ConnectionLost(Lost::ControlClosed),
-            }));
+            return ended(Err(super::transfer::interrupted(i)));
         }
         if self.open.is_none() {
             let Some(place) = Place::take() else {

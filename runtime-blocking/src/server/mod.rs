@@ -25,14 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::reload::{Trigger, WatchOptions, Watcher};
+use crate::shared::Shared;
 use crate::store::StoreData;
 use door::{listen, warn_small_somaxconn, Door, Listener};
 use pool::{Pool, WORKER_IDLE};
-
-/// Kept at their old paths for conn.rs only: they live in [`crate::shared`] and
-/// [`crate::logins`], which, unlike this module, do not import the connection; name them there.
-pub use crate::logins::LoginSlot;
-pub use crate::shared::Shared;
 
 /// How often [`watch_store`] looks at the user store file.
 pub const STORE_POLL: Duration = Duration::from_secs(2);

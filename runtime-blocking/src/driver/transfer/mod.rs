@@ -260,7 +260,8 @@ pub(crate) fn storage_error(e: &io::Error) -> TransferError {
     TransferError::Storage(map_io_error(e))
 }
 
-fn interrupted(i: Interrupt) -> TransferError {
+/// What an interrupted transfer (or checksum) ends with.
+pub(crate) fn interrupted(i: Interrupt) -> TransferError {
     match i {
         Interrupt::Abort => TransferError::Aborted,
         Interrupt::Close => TransferError::ConnectionLost(Lost::ControlClosed),

@@ -39,9 +39,11 @@ pub(crate) struct Buffered {
     size: usize,
     /// The encoder's input (only with an encoder: without one, reads go straight to `out`).
     buf: Vec<u8>,
-    /// Wire bytes read and encoded, not yet all written: `out[at..]` waits.
+    /// Wire bytes read and encoded, not yet all written: `out[at..len]` waits. Without an
+    /// encoder, `out` is `size` bytes long once and reads overwrite its start.
     out: Vec<u8>,
     at: usize,
+    len: usize,
     eof: bool,
 }
 
@@ -145,16 +147,17 @@ impl Buffered {
             buf: if encoded { vec![0u8; size] } else { Vec::new() },
             out: Vec::new(),
             at: 0,
+            len: 0,
             eof: false,
         }
     }
 
     /// Writes some of what waits, or reads (and encodes) the next piece.
     fn step(&mut self, stream: &mut DataStream, flow: &mut Flow) -> Result<Moved, TransferError> {
-        if self.at >= self.out.len() && !self.refill()? {
+        if self.at >= self.len && !self.refill()? {
             return Ok(Moved::Done);
         }
-        let waiting = &self.out[self.at..];
+        let waiting = &self.out[self.at..self.len];
         let limit = flow.pacer.chunk(waiting.len() as u64) as usize;
         let moved = match io::Write::write(stream, &waiting[..limit]) {
             // rustls takes nothing while its send buffer is full: not an end.
@@ -175,16 +178,18 @@ impl Buffered {
     /// Reads the next piece into `out` (through the encoder, or straight in when there is
     /// none: no copy); false at the end of the source.
     fn refill(&mut self) -> Result<bool, TransferError> {
-        self.out.clear();
         self.at = 0;
+        self.len = 0;
+        if self.encoder.is_some() {
+            self.out.clear();
+        } else if self.out.len() != self.size {
+            self.out.resize(self.size, 0);
+        }
         // Bounded: each round reads at least one byte or ends.
-        while !self.eof && self.out.is_empty() {
+        while !self.eof && self.len == 0 {
             let into = match self.encoder {
                 Some(_) => &mut self.buf[..],
-                None => {
-                    self.out.resize(self.size, 0);
-                    &mut self.out[..]
-                }
+                None => &mut self.out[..],
             };
             let n = match &mut self.from {
                 From::Bytes(bytes, pos) => {
@@ -195,29 +200,25 @@ impl Buffered {
                 }
                 From::File(file) => match file.read(into) {
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                        self.out.clear();
-                        continue;
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(storage_error(&e)),
                 },
             };
-            match self.encoder.as_mut() {
+            self.len = match self.encoder.as_mut() {
                 // The end of the file: the encoder's closing marks (end of record, MODE B/C's
                 // end of file, the last page, the zlib end).
-                Some(enc) if n == 0 => enc.finish(&mut self.out),
-                Some(enc) => enc.encode(&self.buf[..n], &mut self.out),
-                None => {
-                    self.out.truncate(n);
-                    Ok(())
-                }
+                Some(enc) if n == 0 => enc.finish(&mut self.out).map(|()| self.out.len()),
+                Some(enc) => enc
+                    .encode(&self.buf[..n], &mut self.out)
+                    .map(|()| self.out.len()),
+                None => Ok(n),
             }
             .map_err(TransferError::Codec)?;
             if n == 0 {
                 self.eof = true;
             }
         }
-        Ok(!self.out.is_empty())
+        Ok(self.len > 0)
     }
 }
 
