@@ -247,6 +247,13 @@ def scenario_mode_round_trip(port, user, password, cdir, mode):
     t = retrieve(ctl, "RETR down.bin", fmt)
     expect_ok(t, "RETR down.bin")
     check_marks_are_offsets(t.received)
+    if mode in ("B", "C"):
+        # The server's default restart_marker_interval: a marker after every MiB of the file.
+        want = len(big) // (1 << 20) - 1
+        check(
+            len(t.received.marks) >= want,
+            f"RETR down.bin in MODE {mode}: {len(t.received.marks)} restart markers, want {want}+",
+        )
     print(
         f"MODE {mode}: {len(big)} bytes as {len(t.wire)} on the wire,"
         f" {len(t.received.marks)} restart markers"
@@ -294,8 +301,9 @@ def scenario_restart_retr(port, user, password, cdir):
 
 def scenario_restart_stor(port, user, password, cdir):
     """TYPE I, MODE B: STOR big.bin as up.bin with the client's markers every 256 KiB; after four
-    markers and 100,000 more bytes, wait for the 110 replies and cut the connection; then REST
-    <the last server marker> + STOR of the rest from the matching client offset."""
+    markers and 100,000 more bytes, wait for the 110 replies and cut the connection; then, in a
+    new session, REST <the last server marker> + STOR of the rest from the matching client
+    offset."""
     big = read(cdir, "big.bin")
     every = 256 * 1024
     ctl = session(port, user, password)
@@ -320,6 +328,11 @@ def scenario_restart_stor(port, user, password, cdir):
             f"110 MARK {client} = {server}: want the stored offset {client[1:]}",
         )
     client, server = t1.marks[-1]
+    # The client comes back as a client that lost its connection does: a new session.
+    ctl.send("QUIT")
+    ctl.sock.close()
+    ctl = session(port, user, password)
+    ctl.set_format(fmt)
     rest = encode_block(file_events(big, bytes, marks_every=every, start=int(client[1:])))
     t2 = store(ctl, "STOR up.bin", rest, rest=server)
     print(

@@ -6,7 +6,9 @@
 
 use std::fs::File;
 use std::time::Duration;
-use wharf_tests::e2e::{python_scenario, random_bytes, write_file, Server, PASSWORD, USER};
+use wharf_tests::e2e::{
+    python_scenario, random_bytes, require, write_file, Server, PASSWORD, USER,
+};
 
 const SCRIPT: &str = "checksum_client.py";
 
@@ -19,6 +21,9 @@ fn sparse(server: &Server, name: &str, size: u64) {
 
 #[test]
 fn hash_and_the_x_commands_agree_with_hashlib_in_every_algorithm() {
+    if !require("python3") {
+        return;
+    }
     let server = Server::start("checksums");
     let data = random_bytes(3 * 1024 * 1024 + 17, 42);
     write_file(server.root().join("data.bin"), &data);
@@ -36,6 +41,9 @@ fn hash_and_the_x_commands_agree_with_hashlib_in_every_algorithm() {
 
 #[test]
 fn abor_stops_a_hash_at_once() {
+    if !require("python3") {
+        return;
+    }
     let server = Server::start("checksum-abort");
     // 64 GiB of SHA-512 takes far longer than the test: the ABOR must cut it short.
     sparse(&server, "huge.bin", 64 << 30);
@@ -51,6 +59,9 @@ fn abor_stops_a_hash_at_once() {
 
 #[test]
 fn checksums_beyond_the_servers_bound_are_refused_as_busy() {
+    if !require("python3") {
+        return;
+    }
     let server = Server::start("checksum-busy");
     write_file(server.root().join("small.bin"), b"small");
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));

@@ -1,6 +1,6 @@
-//! End to end with curl: listings, `-T` uploads and downloads in passive (EPSV and PASV) and
-//! active (EPRT and PORT) mode, and the three `--ftp-method` ways of reaching a file two folders
-//! down; bytes compared on both sides.
+//! End to end with curl: listings, `-T` uploads and downloads in passive (EPSV, PASV, and after
+//! PRET with `--ftp-pret`) and active (EPRT and PORT) mode, and the three `--ftp-method` ways
+//! of reaching a file two folders down; bytes compared on both sides.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -86,11 +86,13 @@ fn curl_upload_and_download_passive() {
         &data,
     );
 
-    // Download with the default (EPSV), with --ftp-pasv, and with plain PASV.
+    // Download with the default (EPSV), with --ftp-pasv, with plain PASV, and announced with
+    // PRET first (curl fails when PRET is refused).
     for (i, extra) in [
         &[][..],
         &["--ftp-pasv"][..],
         &["--ftp-pasv", "--disable-epsv"][..],
+        &["--ftp-pret"][..],
     ]
     .iter()
     .enumerate()

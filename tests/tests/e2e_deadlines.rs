@@ -153,7 +153,8 @@ fn trickle_hello(server: &Server, mode: &str, port: u16, limit_secs: u32) -> Str
     )
 }
 
-/// The TLS handshake limit (30 s, documented in runtime-blocking/src/conn.rs) plus slack.
+/// The TLS handshake limit (30 s, `TLS_HANDSHAKE_TIMEOUT` in runtime-blocking/src/driver/mod.rs)
+/// plus slack.
 const HANDSHAKE_LIMIT_SECS: u32 = 40;
 
 #[test]

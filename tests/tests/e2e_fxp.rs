@@ -49,6 +49,12 @@ fn a_file_moves_between_two_servers_that_name_each_other() {
         &read_file(a.root().join("back.bin")),
         &big,
     );
+    // The data went server to server: a passive side admitted the other server as a peer.
+    let third_party = "third-party data connection from 127.0.0.";
+    assert!(
+        a.log().contains(third_party) || b.log().contains(third_party),
+        "no server logged a third-party data connection"
+    );
 }
 
 #[test]
@@ -68,6 +74,13 @@ fn without_a_policy_the_port_is_refused_and_the_passive_listener_closes_the_peer
     write_file(other.root().join("big.bin"), &random_bytes(1 << 20, 42));
     fxp(&other, &closed, "refused_passive");
     assert!(!closed.root().join("refused.bin").exists());
+    // The source did connect, and the destination closed it as a stranger (not a source
+    // that never came).
+    let log = closed.log();
+    assert!(
+        log.contains("passive port theft attempt"),
+        "the destination did not refuse a connection from the other server:\n{log}"
+    );
 }
 
 /// `wharf user add NAME --home DIR [EXTRA]` in `store`'s folder.
