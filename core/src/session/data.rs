@@ -290,13 +290,9 @@ impl Session {
             None => bytes,
             Some(_) => {
                 let mut text = Vec::with_capacity(bytes.len());
-                let mut rest = &bytes[..];
-                while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-                    text.extend_from_slice(&rest[..i]);
-                    text.push(b'\n');
-                    rest = &rest[i + 2..];
-                }
-                text.extend_from_slice(rest);
+                let mut lines = codec::AsciiDecoder::new();
+                lines.decode(&bytes, &mut text);
+                lines.finish(&mut text);
                 text
             }
         };

@@ -225,7 +225,16 @@ impl Session {
         }
         let Outcome { id, kind } = outcome;
         if self.transfer.as_ref().is_some_and(|t| t.id == id) {
+            // Progress and restart markers come often and free nothing a waiting command
+            // waits on (its start or its end): the input is not looked at again for them.
+            let frees = !matches!(
+                kind,
+                OutcomeKind::TransferProgress { .. } | OutcomeKind::TransferMark { .. }
+            );
             self.transfer_outcome(now, kind);
+            if !frees {
+                return;
+            }
         } else if self.pending.as_ref().is_some_and(|(p, _)| *p == id) {
             let Some((_, pending)) = self.pending.take() else {
                 return;
