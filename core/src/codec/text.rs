@@ -61,12 +61,20 @@ impl TextSource {
         due: Option<u64>,
         wire: &mut Wire<'_>,
     ) -> Result<(usize, bool), CodecError> {
+        // Lines matter to records and to a marker that may fall due; otherwise (a TYPE A or E
+        // download in STRU F or P between markers) whole pieces go through.
+        let by_line = self.records || (self.markers && due.is_some());
         let mut pos = 0;
         while let Some(rest) = input.get(pos..).filter(|r| !r.is_empty()) {
             let piece = rest.get(..PIECE.min(rest.len())).unwrap_or(rest);
-            let (line, ends) = match piece.iter().position(|&b| b == b'\n') {
+            let line_end = if by_line {
+                piece.iter().position(|&b| b == b'\n')
+            } else {
+                None
+            };
+            let (line, ends) = match line_end {
                 Some(i) => (piece.get(..=i).unwrap_or(piece), true),
-                None => (piece, false),
+                None => (piece, piece.last() == Some(&b'\n')),
             };
             self.convert(line, ends, *offset, wire)?;
             pos += line.len();

@@ -84,13 +84,13 @@ struct Args {
     /// Only these kinds (comma-separated); default all.
     #[arg(long)]
     only: Option<String>,
-    /// Instead of the commands: MODE Z's codec on 64 MiB of generated text (TYPE A, read
-    /// 1 MiB at a time as the runtime reads a file), encoded at levels 1, 6 and 9, the level-6
-    /// stream decoded and compared with the text; the best of `--runs`.
+    /// Instead of the commands: the TYPE A and MODE Z codecs on 64 MiB of generated text (read
+    /// 1 MiB at a time as the runtime reads a file): TYPE A alone, then MODE Z at levels 1, 6
+    /// and 9, the level-6 stream decoded and compared with the text; the best of `--runs`.
     #[arg(long)]
     mode_z: bool,
     /// Runs of each MODE Z measurement (the table shows the fastest).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, requires = "mode_z")]
     runs: u32,
 }
 
@@ -465,7 +465,7 @@ fn bench_kind(kind: &Kind, config: &Arc<Config>, now: Instant, args: &Args) -> R
 /// MODE Z: what deflating a download costs (docs/representations.md has the figures).
 mod mode_z {
     use std::time::Instant;
-    use wharf_core::codec::{DataFormat, Decoder, Encoder, Mode, Representation};
+    use wharf_core::codec::{DataFormat, Decoder, Encoder, Mode};
 
     const SIZE: usize = 64 << 20;
 
@@ -504,19 +504,19 @@ mod mode_z {
         text
     }
 
-    fn format(level: u8) -> DataFormat {
+    /// TYPE A (the default), STRU F, in `mode`.
+    fn format(mode: Mode) -> DataFormat {
         DataFormat {
-            representation: Representation::default(),
-            mode: Mode::Deflate { level },
+            mode,
             ..DataFormat::default()
         }
     }
 
     /// The text encoded 1 MiB at a time, and the seconds it took.
-    fn encode(text: &[u8], level: u8) -> Result<(Vec<u8>, f64), String> {
+    fn encode(text: &[u8], mode: Mode) -> Result<(Vec<u8>, f64), String> {
         let start = Instant::now();
-        let mut e = Encoder::new(format(level), 0, None);
-        let mut wire = Vec::new();
+        let mut e = Encoder::new(format(mode), 0, None);
+        let mut wire = Vec::with_capacity(text.len() + text.len() / 8);
         for piece in text.chunks(1 << 20) {
             e.encode(piece, &mut wire).map_err(|e| e.to_string())?;
         }
@@ -527,7 +527,7 @@ mod mode_z {
     /// The wire decoded 64 KiB at a time (as a data connection delivers it), and the seconds.
     fn decode(wire: &[u8], level: u8) -> Result<(Vec<u8>, f64), String> {
         let start = Instant::now();
-        let mut d = Decoder::new(format(level), 0);
+        let mut d = Decoder::new(format(Mode::Deflate { level }), 0);
         let mut out = Vec::with_capacity(SIZE);
         for piece in wire.chunks(64 << 10) {
             let mut rest = piece;
@@ -555,23 +555,26 @@ mod mode_z {
             "MODE Z", "wire bytes", "ratio", "seconds", "MiB/s text"
         );
         let mut level6 = Vec::new();
-        for level in [1u8, 6, 9] {
+        // TYPE A alone first (MODE S: the text's CRLFs, what MODE Z then compresses).
+        let modes = [None, Some(1u8), Some(6), Some(9)];
+        for level in modes {
+            let mode = level.map_or(Mode::Stream, |level| Mode::Deflate { level });
             let mut best = f64::INFINITY;
             let mut wire = Vec::new();
             for _ in 0..runs {
-                let (w, secs) = encode(&text, level)?;
+                let (w, secs) = encode(&text, mode)?;
                 best = best.min(secs);
                 wire = w;
             }
             println!(
                 "{:<12} {:>12} {:>6.1}:1 {:>10.2} {:>12.0}",
-                format!("encode L{level}"),
+                level.map_or("TYPE A".to_owned(), |l| format!("encode L{l}")),
                 wire.len(),
                 text.len() as f64 / wire.len().max(1) as f64,
                 best,
                 mib_per_s(best)
             );
-            if level == 6 {
+            if level == Some(6) {
                 level6 = wire;
             }
         }
