@@ -4,7 +4,7 @@
     python3 fuzz/make_seeds.py
 
 The seeds are committed; rerun this after changing an input format in
-core/src/fuzzing.rs or core/src/fuzzing/session_outcomes.rs (whose module docs describe the
+core/src/fuzzing.rs or core/src/fuzzing/session_outcomes/ (whose module docs describe the
 formats this script follows). libFuzzer adds what it finds next to them when run locally.
 session_bytes' older seeds (seed-files, -held, -junk, -login, -transfers) were written by hand
 and are not rewritten here.

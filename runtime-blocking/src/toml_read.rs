@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wharf_core::policy::Cidr;
 
+/// The longest duration a `_secs` key takes (and a user's `idle_time_secs`): a year.
+pub const YEAR: i64 = 365 * 86_400;
+
 /// One problem in a configuration or store file: where (file, key) and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {

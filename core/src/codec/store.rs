@@ -263,7 +263,7 @@ impl Unpack {
                 in_record: true, ..
             } => Err(record_cut()),
             Layout::TextRecords { .. } => Ok(()),
-            Layout::ImageRecords(writer) if writer.in_record() => Err(record_cut()),
+            // An open record makes `eof` refuse (and write nothing): a cut record.
             Layout::ImageRecords(writer) => writer.eof(out).map_err(|_| record_cut()),
             Layout::Pages(pages) if !pages.ended() => Err(CodecError::Truncated(
                 "the data ended before the last page".into(),

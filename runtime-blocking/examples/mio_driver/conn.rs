@@ -11,10 +11,16 @@ use mio::{Interest, Registry};
 use rustls::ServerConnection;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wharf_blocking::driver::checksum::ChecksumTask;
 use wharf_blocking::driver::data::Admits;
 use wharf_blocking::driver::transfer::{Interrupt, Step as TaskStep};
+// The blocking driver's limits, the same here: the control read size, the AUTH TLS handshake's
+// limit (before login the login deadline bounds it too), and how long the last replies after
+// `Close` may take to go out.
+use wharf_blocking::driver::{
+    CONTROL_READ_BUFFER as READ_BUFFER, LAST_REPLY_GRACE as CLOSE_GRACE, TLS_HANDSHAKE_TIMEOUT,
+};
 use wharf_blocking::logins::LoginSlot;
 use wharf_blocking::storage::{unix_now, LocalFs, Storage};
 use wharf_blocking::tls::ControlTls;
@@ -27,15 +33,9 @@ use crate::transfer::{Cx, Step, Transfer};
 use crate::wire::Wire;
 use crate::{token, Env, DATA, PASSIVE};
 
-/// Bytes read from the control connection at a time.
-const READ_BUFFER: usize = 1024;
 /// Replies waiting to be written beyond which the control connection is not read: a client
 /// that sends commands without reading the replies waits for itself.
 const MAX_UNWRITTEN: usize = 64 * 1024;
-/// How long an AUTH TLS handshake may take (before login, the login deadline bounds it too).
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// After `Close`: how long the last replies may take to go out and the client to close.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Rounds of read, step and write a drive makes before the loop serves the others.
 const ROUNDS: usize = 32;
 

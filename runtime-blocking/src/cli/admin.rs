@@ -226,9 +226,11 @@ fn locate(args: &StoreArgs) -> Result<StoreLocation, Vec<String>> {
         let s = Settings::load(&config).map_err(messages)?;
         (s.users_file, s.partners_root, false)
     } else {
+        // The defaults, beside where the configuration file would be.
+        let d = Settings::default();
         (
-            base.join("wharf-users.toml"),
-            base.join("wharf-partners"),
+            base.join(d.users_file),
+            base.join(d.partners_root),
             args.users.is_none(),
         )
     };
@@ -432,10 +434,7 @@ fn cidr_list(c: &[Cidr]) -> String {
     if c.is_empty() {
         "-".into()
     } else {
-        c.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        crate::store::cidr_strings(c).join(",")
     }
 }
 

@@ -19,10 +19,7 @@ use wharf_core::{SessionReuse, TlsPolicy};
 use super::settings::Settings;
 use crate::event_command::CommandLine;
 use crate::events::EVENT_NAMES;
-use crate::toml_read::{set, Key, Reader};
-
-/// The longest duration a `_secs` key takes: a year.
-const YEAR: i64 = 365 * 86_400;
+use crate::toml_read::{set, Key, Reader, YEAR};
 
 /// Every key the configuration file may hold, in the order the documentation lists them.
 pub const KEYS: &[Key<Settings>] = &[

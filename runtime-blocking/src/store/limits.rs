@@ -18,10 +18,7 @@ use wharf_core::action::UserSummary;
 use wharf_core::policy::{Cidr, IpFilter};
 use wharf_core::{Account, TlsOverride};
 
-use crate::toml_read::{set, Key};
-
-/// The longest `idle_time_secs`: a year.
-const YEAR: i64 = 365 * 86_400;
+use crate::toml_read::{set, Key, YEAR};
 
 /// One user's limits; zero is no limit (the server's idle timeout, for `idle_time_secs`),
 /// and `None` in `tls` the server's requirement.
@@ -170,7 +167,7 @@ impl UserLimits {
         s.download_rate = limit(self.download_rate);
         s.max_logins = limit(self.max_logins);
         s.max_logins_per_ip = limit(self.max_logins_per_ip);
-        s.allowed_ips = self.allow_ip.iter().map(ToString::to_string).collect();
+        s.allowed_ips = cidr_strings(&self.allow_ip);
         s.fxp_peers = self.fxp_peers.as_ref().map(|peers| cidr_strings(peers));
     }
 }

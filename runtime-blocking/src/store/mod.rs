@@ -68,7 +68,7 @@ mod keys;
 mod limits;
 mod read;
 
-pub use edit::{write_private, StoreEdit, NEW_FILE_HEADER};
+pub use edit::StoreEdit;
 pub use entry::{
     check_partner_name, check_user_name, default_folders, parse_mode, FixedFolder, Partner,
     StoreData, UserEntry, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, RESERVED_USER,

@@ -120,11 +120,6 @@ impl UserStore {
         self.users.is_empty()
     }
 
-    /// Whether anonymous logins are accepted.
-    pub fn anonymous_enabled(&self) -> bool {
-        self.anonymous_root.is_some()
-    }
-
     /// The partners.
     pub fn partners(&self) -> impl Iterator<Item = &Partner> {
         self.partners.values()
