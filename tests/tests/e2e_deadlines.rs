@@ -12,7 +12,9 @@ use std::io::{self, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
-use wharf_tests::e2e::{python_scenario, require, Ctrl, Server, ServerOptions, PASSWORD, USER};
+use wharf_tests::e2e::{
+    python_scenario, random_bytes, require, write_file, Ctrl, Server, ServerOptions, PASSWORD, USER,
+};
 
 /// The login deadline the tests configure.
 const LOGIN_TIMEOUT: &str = "login_timeout_secs = 3\n";
@@ -182,6 +184,17 @@ fn implicit_tls_handshake_has_a_total_deadline() {
         .implicit_addr()
         .unwrap_or_else(|| panic!("no ftps:// line in {:?}", server.startup_lines()));
     let out = trickle_hello(&server, "implicit", implicit.port(), HANDSHAKE_LIMIT_SECS);
+    print!("{out}");
+}
+
+#[test]
+fn a_protected_data_connections_handshake_has_a_total_deadline() {
+    if !require("python3") {
+        return;
+    }
+    let server = Server::start("deadline-tls-data");
+    write_file(server.root().join("big.bin"), &random_bytes(1 << 20, 7));
+    let out = trickle_hello(&server, "data", server.port(), HANDSHAKE_LIMIT_SECS);
     print!("{out}");
 }
 
