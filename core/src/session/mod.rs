@@ -548,6 +548,19 @@ impl Session {
             self.reply(530, "Please log in with USER and PASS first.");
             return;
         }
+        // RANG narrows a HASH; a transfer of a range is not offered, so one asked for is
+        // refused rather than sent whole (and the range does not wait for the next HASH).
+        let transfer = matches!(
+            cmd,
+            Command::Retr(_) | Command::Stor(_) | Command::Appe(_) | Command::Stou(_)
+        );
+        if transfer && self.rang.take().is_some() {
+            self.reply(
+                504,
+                "RANG applies to HASH only here; send the transfer without it (the range is reset).",
+            );
+            return;
+        }
 
         match cmd {
             Command::User(name) => self.cmd_user(now, name),
