@@ -45,14 +45,8 @@ impl Connection<'_> {
     fn run_other(&mut self, id: ActionId, kind: ActionKind) {
         let no_storage = wharf_core::StorageError::PermissionDenied;
         match kind {
-            ActionKind::StartTls => {
-                self.read_timeout = None;
-                self.start_tls(id)
-            }
-            ActionKind::StopTls => {
-                self.read_timeout = None;
-                self.stop_tls()
-            }
+            ActionKind::StartTls => self.start_tls(id),
+            ActionKind::StopTls => self.stop_tls(),
             ActionKind::Stat { path } => {
                 let r = match &self.storage {
                     Some(s) => s.stat(&path),

@@ -29,6 +29,8 @@ impl Connection<'_> {
     /// report it. A failed handshake closes the connection (the core closes the session).
     #[inline(never)]
     pub(super) fn start_tls(&mut self, id: ActionId) {
+        // The handshake sets the socket's timeouts: the cached read timeout is stale.
+        self.read_timeout = None;
         let fail = |conn: &mut Self, why: String| {
             info!(
                 "session {}: TLS handshake with {} failed: {why}; closing",
@@ -81,6 +83,8 @@ impl Connection<'_> {
     /// may still be protected, and resume the session they have.
     #[inline(never)]
     pub(super) fn stop_tls(&mut self) {
+        // The socket changes hands: the cached read timeout is stale.
+        self.read_timeout = None;
         if !matches!(self.ctrl, ControlStream::Tls(_)) {
             return;
         }
