@@ -11,12 +11,13 @@
 use md5::Digest;
 use std::fs::File;
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use wharf_core::{
     ActionId, ChecksumAlgorithm, ChecksumValue, OutcomeKind, StorageError, TransferError,
     VirtualPath,
 };
 
+use super::transfer::direct::Slot;
 use super::transfer::{storage_error, Interrupt, Step};
 use crate::storage::Storage;
 
@@ -30,26 +31,6 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 pub fn max_at_once() -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
-}
-
-/// One of the [`max_at_once`] places, given back when dropped.
-struct Place;
-
-impl Place {
-    fn take() -> Option<Place> {
-        RUNNING
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max_at_once()).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Place)
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 enum Hasher {
@@ -106,7 +87,7 @@ pub struct ChecksumTask {
     hasher: Option<Hasher>,
     buf: Vec<u8>,
     stop: Option<Interrupt>,
-    _place: Option<Place>,
+    _place: Option<Slot<'static>>,
 }
 
 impl ChecksumTask {
@@ -154,7 +135,7 @@ impl ChecksumTask {
             return ended(Err(super::transfer::interrupted(i)));
         }
         if self.open.is_none() {
-            let Some(place) = Place::take() else {
+            let Some(place) = Slot::take(&RUNNING, max_at_once()) else {
                 return ended(Err(TransferError::Busy(format!(
                     "The server is computing as many checksums as it allows at once ({}); try again shortly.",
                     max_at_once()

@@ -31,16 +31,17 @@ pub const CHUNK: usize = 8 * 1024 * 1024;
 /// it go the ordinary way, through the page cache, whose memory the kernel manages.
 pub const MAX_AT_ONCE: usize = 32;
 
-/// One of the [`MAX_AT_ONCE`] places for a direct upload, given back when dropped.
+/// One of at most so many places (the [`MAX_AT_ONCE`] direct uploads, the checksums running
+/// at once), given back when dropped.
 #[derive(Debug)]
 pub struct Slot<'a>(&'a AtomicUsize);
 
 impl<'a> Slot<'a> {
-    /// A place counted in `taken` (the server's count), or `None` when all are taken.
-    pub fn take(taken: &'a AtomicUsize) -> Option<Slot<'a>> {
+    /// A place counted in `taken` (a server-wide count), or `None` when `max` are taken.
+    pub fn take(taken: &'a AtomicUsize, max: usize) -> Option<Slot<'a>> {
         taken
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_AT_ONCE).then_some(n + 1)
+                (n < max).then_some(n + 1)
             })
             .ok()
             .map(|_| Slot(taken))
@@ -168,13 +169,16 @@ mod tests {
     fn at_most_max_at_once_uploads_go_direct() {
         let taken = AtomicUsize::new(0);
         let mut slots: Vec<Slot> = (0..MAX_AT_ONCE)
-            .map(|_| Slot::take(&taken).expect("a free place"))
+            .map(|_| Slot::take(&taken, MAX_AT_ONCE).expect("a free place"))
             .collect();
-        assert!(Slot::take(&taken).is_none(), "one more than MAX_AT_ONCE");
+        assert!(
+            Slot::take(&taken, MAX_AT_ONCE).is_none(),
+            "one more than MAX_AT_ONCE"
+        );
         assert_eq!(taken.load(Ordering::Acquire), MAX_AT_ONCE);
         drop(slots.pop());
-        let again = Slot::take(&taken).expect("a place given back is free again");
-        assert!(Slot::take(&taken).is_none());
+        let again = Slot::take(&taken, MAX_AT_ONCE).expect("a place given back is free again");
+        assert!(Slot::take(&taken, MAX_AT_ONCE).is_none());
         drop(again);
         assert_eq!(taken.load(Ordering::Acquire), MAX_AT_ONCE - 1);
         drop(slots);

@@ -34,7 +34,7 @@
 //! This module must not decide protocol questions (the core did, in the plan) nor write to
 //! the control connection.
 
-mod direct;
+pub(crate) mod direct;
 mod pace;
 mod receive;
 mod send;

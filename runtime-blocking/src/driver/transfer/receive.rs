@@ -224,7 +224,7 @@ impl<'a> Receiver<'a> {
         if start % sys::DIRECT_ALIGN as u64 != 0 {
             return Ok(());
         }
-        let Some(slot) = Slot::take(&env.shared.direct_uploads) else {
+        let Some(slot) = Slot::take(&env.shared.direct_uploads, direct::MAX_AT_ONCE) else {
             return Ok(());
         };
         self.give_back_pipe();
