@@ -172,35 +172,36 @@ pub(super) fn partner_placement_problems(
     served: &[(String, PathBuf)],
     source: &str,
 ) -> Vec<String> {
+    let is_partner = |name: &str| name.starts_with("the folder of partner");
+    // Each folder resolved once; each overlapping pair reported once, partner first.
+    let real: Vec<PathBuf> = served.iter().map(|(_, folder)| real_path(folder)).collect();
     let mut out = Vec::new();
-    for (i, (name, folder)) in served.iter().enumerate() {
-        if !name.starts_with("the folder of partner") {
-            continue;
-        }
-        let real = real_path(folder);
-        for (j, (other, other_folder)) in served.iter().enumerate() {
-            if i == j {
+    for i in 0..served.len() {
+        for j in i + 1..served.len() {
+            let (p, q) = match (is_partner(&served[i].0), is_partner(&served[j].0)) {
+                (true, _) => (i, j),
+                (false, true) => (j, i),
+                (false, false) => continue,
+            };
+            if !(real[p].starts_with(&real[q]) || real[q].starts_with(&real[p])) {
                 continue;
             }
-            let other_real = real_path(other_folder);
-            if real.starts_with(&other_real) || other_real.starts_with(&real) {
-                out.push(
-                    ConfigError::new(
-                        source,
-                        "partners_root",
-                        format!(
-                            "{name} ({}) and {other} ({}) overlap: each partner's tree must be \
-                             a folder of its own, outside every other served folder",
-                            folder.display(),
-                            other_folder.display()
-                        ),
-                    )
-                    .to_string(),
-                );
-            }
+            let ((name, folder), (other, other_folder)) = (&served[p], &served[q]);
+            out.push(
+                ConfigError::new(
+                    source,
+                    "partners_root",
+                    format!(
+                        "{name} ({}) and {other} ({}) overlap: each partner's tree must be \
+                         a folder of its own, outside every other served folder",
+                        folder.display(),
+                        other_folder.display()
+                    ),
+                )
+                .to_string(),
+            );
         }
     }
-    out.dedup();
     out
 }
 
@@ -278,4 +279,39 @@ fn rows<T>(keys: &[Key<T>]) -> Vec<String> {
             format!("| `{}` | {default} | {} |\n", k.name, k.doc)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partner_placement_problems;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_partner_tree_inside_another_served_folder_is_one_problem() {
+        let base = PathBuf::from("/nonexistent-wharf-test/srv");
+        let served = |partner: &str| {
+            vec![
+                ("the root".to_owned(), base.join("ftp")),
+                ("the folder of partner acme".to_owned(), base.join(partner)),
+                ("the folder of partner zeta".to_owned(), base.join("zeta")),
+            ]
+        };
+        // acme's tree inside the root: one message per overlapping pair, partner first.
+        let problems = partner_placement_problems(&served("ftp/acme"), "wharf.toml");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let p = &problems[0];
+        assert!(
+            p.contains("wharf.toml") && p.contains("partners_root"),
+            "{p}"
+        );
+        assert!(
+            p.contains("the folder of partner acme") && p.contains("the root"),
+            "{p}"
+        );
+        // Two partners' trees, one inside the other: reported once, not once from each side.
+        let problems = partner_placement_problems(&served("zeta/acme"), "wharf.toml");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        // Side by side: nothing.
+        assert!(partner_placement_problems(&served("acme"), "wharf.toml").is_empty());
+    }
 }
