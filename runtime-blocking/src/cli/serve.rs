@@ -8,19 +8,20 @@
 use clap::Args;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wharf_core::{SessionReuse, TlsPolicy};
 
 use super::check::{
     partner_placement_problems, served_folders, store_data, tls_error_key, tls_placement_problems,
 };
+use crate::config::keys::KEYS;
 use crate::config::keys::{parse_listen, parse_passive_ports, parse_tls_policy};
 use crate::config::{Settings, DEFAULT_CONFIG};
 use crate::server::Server;
 use crate::shared::Shared;
 use crate::store::UserEntry;
 use crate::tls::{self, TlsContext, TlsError, WatchOptions};
-use crate::toml_read::{messages, ConfigError};
+use crate::toml_read::{messages, ConfigError, Key, Reader};
 use crate::users::{self, Users};
 
 /// Options of `wharf serve`; they override the configuration file.
@@ -113,15 +114,15 @@ pub fn settings_for(args: &ServeArgs) -> Result<Settings, Vec<String>> {
             .map_err(|m| vec![format!("command line: --passive-ports: {m}")])?;
     }
     if let Some(n) = args.max_connections {
-        if n == 0 {
-            return Err(vec![
-                "command line: --max-connections: must be at least 1".into()
-            ]);
-        }
-        s.max_connections = n;
+        number_flag(&mut s, "--max-connections", "max_connections", n)?;
     }
     if let Some(n) = args.max_connections_per_ip {
-        s.max_connections_per_ip = n;
+        number_flag(
+            &mut s,
+            "--max-connections-per-ip",
+            "max_connections_per_ip",
+            n,
+        )?;
     }
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
         s.tls_cert = Some(cert.clone());
@@ -334,6 +335,22 @@ pub(super) fn serve(args: ServeArgs) -> Result<(), Vec<String>> {
         .map_err(|e| vec![format!("the server stopped: {e}")])
 }
 
+/// A number given on the command line as `flag`, read by the configuration key's own reader:
+/// the same bounds as in wharf.toml, and an error that names the flag.
+fn number_flag(s: &mut Settings, flag: &str, key: &str, n: usize) -> Result<(), Vec<String>> {
+    let Some(k) = Key::find(KEYS, key) else {
+        return Err(vec![format!("command line: {flag}: no such setting")]);
+    };
+    let mut r = Reader::new("command line", Path::new(""));
+    r.at(flag.to_owned());
+    let value = toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    (k.read)(&mut r, &value, s);
+    match r.into_errors() {
+        errors if errors.is_empty() => Ok(()),
+        errors => Err(messages(errors)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +363,23 @@ mod tests {
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Serve(a) => a,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn numeric_flags_have_the_bounds_of_their_keys() {
+        let s = settings_for(&serve_args(&["--max-connections", "100"])).unwrap();
+        assert_eq!(s.max_connections, 100);
+        for (flag, value) in [
+            ("--max-connections", "0"),
+            ("--max-connections", "10000000"),
+            ("--max-connections-per-ip", "10000000"),
+        ] {
+            let errors = settings_for(&serve_args(&[flag, value])).unwrap_err();
+            assert!(
+                errors.len() == 1 && errors[0].starts_with(&format!("command line: key '{flag}'")),
+                "{flag} {value}: {errors:?}"
+            );
         }
     }
 
