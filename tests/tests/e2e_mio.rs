@@ -547,7 +547,8 @@ fn mode_c_round_trip_and_mode_z_download_through_the_codecs() {
             "representations_client.py",
             &server,
             "mode_round_trip",
-            &["C"],
+            // The example sends no restart markers (README: what it leaves out).
+            &["C", "no-markers"],
             180
         )
     );
